@@ -1,0 +1,1 @@
+"""The ``minesar`` Processing provider: one thin module per algorithm around core/ and models/."""

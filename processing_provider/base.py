@@ -1,0 +1,70 @@
+"""What every MineSAR algorithm shares: groups, icon, error translation and progress."""
+import contextlib
+import os
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import MineSARError
+from ..core.progress import Progress
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ICON_PATH = os.path.join(PLUGIN_DIR, "icons", "minesar.svg")
+
+# groupId -> displayed group. The ids are stable: models and scripts refer to them.
+GROUPS = {
+    "import": "Import and preprocessing",
+}
+
+
+class MineSARAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses set ``_name``, ``_display_name``, ``_group_id`` and ``_help``."""
+
+    _name = ""
+    _display_name = ""
+    _group_id = ""
+    _help = ""
+
+    def name(self):
+        return self._name
+
+    def displayName(self):  # noqa: N802 (QGIS API)
+        return self._display_name
+
+    def group(self):
+        return GROUPS[self._group_id]
+
+    def groupId(self):  # noqa: N802
+        return self._group_id
+
+    def shortHelpString(self):  # noqa: N802
+        return self._help
+
+    def icon(self):
+        return QIcon(ICON_PATH)
+
+    def svgIconPath(self):  # noqa: N802
+        return ICON_PATH
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+
+def progress_for(feedback) -> Progress:
+    """A core ``Progress`` that drives the Processing progress bar and honours Cancel."""
+    if feedback is None:
+        return Progress()
+    return Progress(
+        callback=lambda fraction: feedback.setProgress(100.0 * fraction),
+        is_cancelled=feedback.isCanceled,
+        info=feedback.pushInfo,
+    )
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Report core errors (bad input, cancel) as QgsProcessingException with the same message."""
+    try:
+        yield
+    except MineSARError as error:
+        raise QgsProcessingException(str(error)) from error

@@ -1,0 +1,149 @@
+"""minesar:importinterferogram: any supported interferogram file → a styled float32 GeoTIFF."""
+import os
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+)
+
+from ..core.importer import import_interferogram
+from ..core.io.interferogram import KINDS, open_interferogram
+from .base import MineSARAlgorithm, progress_for, user_errors
+
+KIND_OPTIONS = ("auto",) + KINDS
+FILE_FILTER = (
+    "Interferograms (*.int *.diff *.diff_filt *.flt *.filt *.adf *.unw *.cc *.cor *.coh *.tif *.tiff "
+    "*.vrt *.img *.png *.jpg);;GAMMA binaries (*.int *.diff *.diff_filt *.unw *.cc *.cor);;"
+    "GeoTIFF (*.tif *.tiff);;All files (*)"
+)
+
+# Processing keeps only a reference to a layer post-processor; Python must keep the object alive
+# until QGIS has loaded the layer, which happens after the algorithm has returned.
+_STYLERS = {}
+
+
+class _InterferogramStyler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, layer_name):
+        super().__init__()
+        self.layer_name = layer_name
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        from ..ui.styles import style_interferogram
+
+        if layer is not None and layer.isValid():
+            layer.setName(self.layer_name)
+            style_interferogram(layer)
+
+
+class ImportInterferogramAlgorithm(MineSARAlgorithm):
+    _name = "importinterferogram"
+    _display_name = "Import interferogram"
+    _group_id = "import"
+    _help = (
+        "Imports an interferogram, unwrapped interferogram or coherence raster as a float32 GeoTIFF "
+        "in radians (coherence 0–1) with NaN as nodata, its CRS and geotransform, and metadata that "
+        "the other MineSAR steps read: kind, acquisition dates, wavelength, incidence and heading.\n\n"
+        "<b>Formats</b>: GAMMA binaries (.int/.diff/.diff_filt complex big-endian; .unw/.cc float "
+        "big-endian) with the width from the .off, .diff_par, .mli.par or DEM/map par of the same "
+        "grid (found next to the file, or given as PAR); geocoding from the DEM/map par (EQA or UTM). "
+        "Any GDAL raster of phase in radians, of complex values (phase = angle), or GAMMA rasmph-"
+        "style RGB colours (phase from hue). LiCSAR (*.geo.unw.tif, *.geo.cc.tif) and ASF HyP3 "
+        "(*_unw_phase.tif, *_corr.tif) products with their nodata conventions.\n\n"
+        "<b>Dates</b> come from the name (YYYYMMDD-YYYYMMDD) or the par's date line; the wavelength "
+        "from radar_frequency (λ = c/f), else Sentinel-1 (0.05546576 m).\n\n"
+        "<b>KIND</b>: auto decides from metadata, the product's name, the extension, the data type "
+        "and lastly the value range. <b>WIDTH</b>/<b>PAR</b> override the grid of a GAMMA binary.\n"
+        "The input is read block by block: rasters larger than memory import fine. Batch mode "
+        "imports many files at once."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "INPUT", "Interferogram file", behavior=QgsProcessingParameterFile.File, fileFilter=FILE_FILTER
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "KIND", "What the file holds", options=list(KIND_OPTIONS), defaultValue="auto",
+                usesStaticStrings=True,
+            )
+        )
+        advanced = [
+            QgsProcessingParameterNumber(
+                "WIDTH", "Width in pixels of a GAMMA binary (0 = from its parameter file)",
+                type=QgsProcessingParameterNumber.Integer, minValue=0, defaultValue=0, optional=True,
+            ),
+            QgsProcessingParameterFile(
+                "PAR", "GAMMA parameter file of this grid (.off, .diff_par, .mli.par or dem_par)",
+                behavior=QgsProcessingParameterFile.File, optional=True,
+                fileFilter="GAMMA parameter files (*.par *.off *.diff_par *.dem_par);;All files (*)",
+            ),
+            QgsProcessingParameterBoolean(
+                "ALLOW_PIXEL_COORDINATES", "Import without georeference (pixel coordinates) if there is none",
+                defaultValue=False,
+            ),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Imported interferogram"))
+        self.addOutput(QgsProcessingOutputString("KIND", "Kind"))
+        self.addOutput(QgsProcessingOutputString("DATE1", "First date (ISO)"))
+        self.addOutput(QgsProcessingOutputString("DATE2", "Second date (ISO)"))
+        self.addOutput(QgsProcessingOutputNumber("WAVELENGTH", "Wavelength (m)"))
+        self.addOutput(QgsProcessingOutputNumber("VALID_PERCENT", "Valid pixels (%)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        path = self.parameterAsFile(parameters, "INPUT", context)
+        if not path:
+            raise QgsProcessingException("INPUT: no file given.")
+        kind = self.parameterAsEnumString(parameters, "KIND", context) or "auto"
+        width = self.parameterAsInt(parameters, "WIDTH", context) or None
+        par = self.parameterAsFile(parameters, "PAR", context) or None
+        allow = self.parameterAsBool(parameters, "ALLOW_PIXEL_COORDINATES", context)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if os.path.splitext(output)[1].lower() not in (".tif", ".tiff"):
+            raise QgsProcessingException(f"OUTPUT {output}: MineSAR writes GeoTIFF; use a .tif name.")
+
+        with user_errors():
+            with open_interferogram(path, kind, width, par, allow) as source:
+                meta = source.metadata
+                feedback.pushInfo(
+                    f"{os.path.basename(path)}: {meta.kind} ({meta.kind_reason}), {meta.source_format}, "
+                    f"{source.width} × {source.height} px"
+                )
+                feedback.pushInfo(
+                    f"Dates {meta.date1 or '?'} – {meta.date2 or '?'}; wavelength {meta.wavelength_m:.6g} m "
+                    f"({meta.wavelength_source})"
+                )
+                for note in source.notes:
+                    feedback.pushWarning(f"{os.path.basename(path)}: {note}")
+                summary = import_interferogram(source, output, progress_for(feedback))
+        feedback.pushInfo(
+            f"Wrote {output}: {100 * summary.valid_fraction:.2f}% valid, "
+            f"{summary.minimum:.4g} … {summary.maximum:.4g}"
+        )
+
+        if context.willLoadLayerOnCompletion(output):
+            dates = f" {meta.date1:%Y%m%d}–{meta.date2:%Y%m%d}" if meta.date1 and meta.date2 else ""
+            styler = _InterferogramStyler(f"{meta.kind}{dates}" if dates else os.path.basename(path))
+            _STYLERS[output] = styler
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+
+        return {
+            "OUTPUT": output,
+            "KIND": meta.kind,
+            "DATE1": meta.date1.isoformat() if meta.date1 else "",
+            "DATE2": meta.date2.isoformat() if meta.date2 else "",
+            "WAVELENGTH": meta.wavelength_m,
+            "VALID_PERCENT": 100.0 * summary.valid_fraction,
+        }

@@ -1,0 +1,43 @@
+"""The ``minesar`` Processing provider."""
+import configparser
+import os
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import ICON_PATH, PLUGIN_DIR
+from .import_interferogram import ImportInterferogramAlgorithm
+
+
+def plugin_version() -> str:
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8")
+    return parser.get("general", "version", fallback="unknown")
+
+
+class MineSARProvider(QgsProcessingProvider):
+    def id(self):
+        return "minesar"
+
+    def name(self):
+        return "MineSAR"
+
+    def longName(self):  # noqa: N802 (QGIS API)
+        return f"MineSAR {plugin_version()}"
+
+    def icon(self):
+        return QIcon(ICON_PATH)
+
+    def svgIconPath(self):  # noqa: N802
+        return ICON_PATH
+
+    def loadAlgorithms(self):  # noqa: N802
+        for algorithm in (ImportInterferogramAlgorithm(),):
+            self.addAlgorithm(algorithm)
+
+    # Every raster MineSAR writes is a GeoTIFF: it carries the metadata the next step reads.
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        return ["tif"]
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"

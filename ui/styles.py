@@ -1,0 +1,111 @@
+"""Native QGIS styles for MineSAR layers.
+
+Wrapped phase gets a cyclic ramp whose colours are those of ``core.io.colours`` (the rasmph
+wheel), so a layer and a rendered colour interferogram look the same; unwrapped phase a
+diverging ramp over its robust range (2nd–98th percentile stored at import); coherence a grey
+stretch over 0–1. NaN nodata is transparent by itself.
+"""
+import math
+
+import numpy as np
+from qgis.core import (
+    QgsBasicNumericFormat,
+    QgsColorRampLegendNodeSettings,
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsGradientColorRamp,
+    QgsGradientStop,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandGrayRenderer,
+    QgsSingleBandPseudoColorRenderer,
+)
+from qgis.PyQt.QtGui import QColor
+
+from ..core.io.colours import phase_to_rgb
+from ..core.io.rasters import read_tags
+from ..core.errors import MineSARError
+
+# ColorBrewer RdYlBu, reversed so that the high end is red.
+_DIVERGING = ["#313695", "#4575b4", "#74add1", "#abd9e9", "#e0f3f8", "#ffffbf",
+              "#fee090", "#fdae61", "#f46d43", "#d73027", "#a50026"]
+_CYCLIC_STOPS = 36
+
+
+def _pseudocolor(layer: QgsRasterLayer, values, colours, label_unit: str) -> None:
+    low, high = float(values[0]), float(values[-1])
+    ramp = QgsGradientColorRamp(
+        colours[0],
+        colours[-1],
+        False,
+        [QgsGradientStop((v - low) / (high - low), c) for v, c in zip(values[1:-1], colours[1:-1])],
+    )
+    shader = QgsColorRampShader(low, high)
+    shader.setColorRampType(QgsColorRampShader.Interpolated)
+    shader.setSourceColorRamp(ramp)
+    shader.setColorRampItemList(
+        [QgsColorRampShader.ColorRampItem(float(v), c, f"{v:.3g} {label_unit}".strip()) for v, c in zip(values, colours)]
+    )
+    legend = QgsColorRampLegendNodeSettings()
+    number_format = QgsBasicNumericFormat()
+    number_format.setNumberDecimalPlaces(2)
+    legend.setNumericFormat(number_format)
+    if label_unit:
+        legend.setSuffix(f" {label_unit}")
+    shader.setLegendSettings(legend)
+    raster_shader = QgsRasterShader(low, high)
+    raster_shader.setRasterShaderFunction(shader)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, raster_shader)
+    renderer.setClassificationMin(low)
+    renderer.setClassificationMax(high)
+    layer.setRenderer(renderer)
+
+
+def style_wrapped_phase(layer: QgsRasterLayer) -> None:
+    values = np.linspace(-math.pi, math.pi, _CYCLIC_STOPS + 1)
+    colours = [QColor(*map(int, rgb)) for rgb in phase_to_rgb(values)]
+    _pseudocolor(layer, values, colours, "rad")
+    layer.triggerRepaint()
+
+
+def style_diverging(layer: QgsRasterLayer, low: float, high: float, unit: str = "") -> None:
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
+        raise MineSARError(f"{layer.name()}: no value range to style ({low}, {high}).")
+    values = np.linspace(low, high, len(_DIVERGING))
+    _pseudocolor(layer, values, [QColor(c) for c in _DIVERGING], unit)
+    layer.triggerRepaint()
+
+
+def style_coherence(layer: QgsRasterLayer) -> None:
+    renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
+    enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(1))
+    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    enhancement.setMinimumValue(0.0)
+    enhancement.setMaximumValue(1.0)
+    renderer.setContrastEnhancement(enhancement)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def robust_range(layer: QgsRasterLayer):
+    """(low, high) from the percentiles stored at import, else the layer's statistics."""
+    _, band = read_tags(layer.source())
+    try:
+        return float(band["MINESAR_P02"]), float(band["MINESAR_P98"])
+    except (KeyError, ValueError):
+        stats = layer.dataProvider().bandStatistics(1)
+        return stats.minimumValue, stats.maximumValue
+
+
+def style_interferogram(layer: QgsRasterLayer, value_range=None) -> str:
+    """Style an imported layer by the kind stored in it; returns the kind."""
+    tags, _ = read_tags(layer.source())
+    kind = tags.get("MINESAR_KIND", "")
+    if kind == "wrapped":
+        style_wrapped_phase(layer)
+    elif kind == "coherence":
+        style_coherence(layer)
+    elif kind == "unwrapped":
+        low, high = value_range or robust_range(layer)
+        style_diverging(layer, low, high, "rad")
+    return kind
