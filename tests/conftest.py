@@ -1,0 +1,72 @@
+"""Shared fixtures. The plugin is imported as the package ``minesar``, which `make setup` links
+(.build/plugins/minesar -> this checkout); the link is made here too so pytest alone works."""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "sample_data" / "pyrate_small_gamma"
+PLUGINS_DIR = ROOT / ".build" / "plugins"
+
+if not (PLUGINS_DIR / "minesar").exists():
+    PLUGINS_DIR.mkdir(parents=True, exist_ok=True)
+    os.symlink("../..", PLUGINS_DIR / "minesar")
+if str(PLUGINS_DIR) not in sys.path:
+    sys.path.insert(0, str(PLUGINS_DIR))
+
+SAMPLE_WIDTH, SAMPLE_LINES = 47, 72
+
+
+def sample_interferograms():
+    return sorted(SAMPLE_DIR.glob("*_utm.unw"))
+
+
+def read_big_endian(path, dtype=">f4", width=SAMPLE_WIDTH):
+    """The reference read the importer must agree with: numpy straight from the bytes."""
+    data = np.fromfile(path, dtype=dtype)
+    return data.reshape(-1, width).astype(np.dtype(dtype).newbyteorder("="))
+
+
+@pytest.fixture
+def gamma_dir(tmp_path):
+    """A writable copy of the sample GAMMA folder, for tests that add or break neighbours."""
+    target = tmp_path / "gamma"
+    shutil.copytree(SAMPLE_DIR, target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+_PROVIDERS = []  # the registry does not keep the Python side of a provider alive: we do
+
+
+@pytest.fixture
+def minesar_provider(qgis_processing):
+    """The registered minesar provider (registered now if a plugin test removed it)."""
+    from qgis.core import QgsApplication
+
+    from minesar.processing_provider.provider import MineSARProvider
+
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("minesar")
+    if provider is None:
+        provider = MineSARProvider()
+        assert registry.addProvider(provider)
+        _PROVIDERS.append(provider)
+    return provider
+
+
+@pytest.fixture
+def without_minesar_provider(qgis_processing):
+    """No minesar provider registered, as when QGIS starts: for tests of the plugin object."""
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("minesar")
+    if existing is not None:
+        registry.removeProvider(existing)
+    yield registry
