@@ -66,6 +66,8 @@ def build_project(results, output_dir):
         QgsLayoutItemLabel,
         QgsLayoutItemLegend,
         QgsLayoutItemMap,
+        QgsLegendRenderer,
+        QgsLegendStyle,
         QgsMapLayerLegendUtils,
         QgsLayoutPoint,
         QgsLayoutSize,
@@ -148,6 +150,8 @@ def build_project(results, output_dir):
 
     legend = QgsLayoutItemLegend(layout)
     legend.setTitle("Unwrapped phase (rad)")
+    legend.setSymbolWidth(8)
+    legend.setSymbolHeight(14)
     legend.setAutoUpdateModel(False)
     legend_tree = QgsLayerTree()
     legend_node = legend_tree.addLayer(layers[0][1])
@@ -155,7 +159,7 @@ def build_project(results, output_dir):
     # Show the colour bar only, not the "Band 1: …" line above it.
     QgsMapLayerLegendUtils.setLegendNodeOrder(legend_node, [1])
     legend.model().refreshLayerLegend(legend_node)
-    legend_node.setName("")
+    QgsLegendRenderer.setNodeLegendStyle(legend_node, QgsLegendStyle.Hidden)
     slot = len(layers)
     legend.attemptMove(
         QgsLayoutPoint(10 + (slot % columns) * cell_w + 4, 22 + (slot // columns) * cell_h, QgsUnitTypes.LayoutMillimeters)

@@ -354,20 +354,37 @@ def _geographic_srs(par_file: ParFile) -> "osr.SpatialReference":
 
 
 class GammaBinary:
-    """Window reads of a headerless big-endian GAMMA raster, without loading it."""
+    """Window reads of a headerless big-endian GAMMA raster, without loading or mapping it.
+
+    Plain reads rather than a memory map: mapped pages count as the process's memory, and a
+    user watching a 10k × 10k import should see the size of a block, not of the file.
+    """
 
     def __init__(self, path: str, dtype: str, width: int, lines: int):
         self.path, self.width, self.lines = path, width, lines
         self.dtype = np.dtype(dtype)
-        self._map = np.memmap(path, dtype=self.dtype, mode="r", shape=(lines, width))
+        self._handle = open(path, "rb")
 
     def read(self, window: Window) -> np.ndarray:
-        rows, cols = window.slices
-        # Copy out of the map in native byte order: the page cache holds the rest, not our heap.
-        return np.asarray(self._map[rows, cols]).astype(self.dtype.newbyteorder("="), copy=True)
+        row_bytes = self.width * self.dtype.itemsize
+        native = self.dtype.newbyteorder("=")
+        if window.col == 0 and window.width == self.width:
+            self._handle.seek(window.row * row_bytes)
+            count = window.height * self.width
+            rows = np.fromfile(self._handle, dtype=self.dtype, count=count)
+            if rows.size != count:
+                raise MineSARError(f"{self.path}: file ended early, before row {window.row + window.height}.")
+            return rows.reshape(window.height, self.width).astype(native)
+        # A tile: map just its rows for the copy, so only the pages under its columns are touched.
+        mapped = np.memmap(self.path, dtype=self.dtype, mode="r", offset=window.row * row_bytes,
+                           shape=(window.height, self.width))
+        try:
+            return np.array(mapped[:, window.col:window.col + window.width], dtype=native)
+        finally:
+            del mapped
 
     def close(self) -> None:
-        self._map = None
+        self._handle.close()
 
 
 @dataclass
