@@ -127,6 +127,11 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
                 )
                 for note in source.notes:
                     feedback.pushWarning(f"{os.path.basename(path)}: {note}")
+                if meta.date1 is None or meta.date2 is None:
+                    feedback.pushWarning(
+                        f"{os.path.basename(path)}: no acquisition pair in the name or parameter files; "
+                        "time-series steps will need the dates (name the file YYYYMMDD-YYYYMMDD…)."
+                    )
                 summary = import_interferogram(source, output, progress_for(feedback))
         feedback.pushInfo(
             f"Wrote {output}: {100 * summary.valid_fraction:.2f}% valid, "

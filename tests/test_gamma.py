@@ -291,3 +291,13 @@ def test_geocoded_name_picks_the_dem_par_copy(gamma_dir):
     shutil.copy(gamma_dir / "20060619-20061002_utm.unw", gamma_dir / "20060619-20061002.geo.unw")
     with open_interferogram(str(gamma_dir / "20060619-20061002.geo.unw")) as source:
         assert source.is_georeferenced
+
+
+def test_date_and_frequency_from_the_given_par_when_the_name_has_none(tmp_path):
+    _write_complex_interferogram(tmp_path)
+    (tmp_path / "20200101_20200113.diff").rename(tmp_path / "filtered.diff")
+    with open_interferogram(str(tmp_path / "filtered.diff"), par=str(tmp_path / "20200101.mli.par"),
+                            allow_pixel_coordinates=True) as source:
+        meta = source.metadata
+    assert (meta.date1, meta.date2) == (date(2020, 1, 1), None)
+    assert meta.radar_frequency_hz == 5.405e9

@@ -159,3 +159,41 @@ def test_unwrapped_and_coherence_styles(run, tmp_path):
     assert kind == "coherence" and layer.renderer().type() == "singlebandgray"
     enhancement = layer.renderer().contrastEnhancement()
     assert (enhancement.minimumValue(), enhancement.maximumValue()) == (0.0, 1.0)
+
+
+def test_algorithm_runs_inside_a_processing_model(minesar_provider, tmp_path):
+    """What the graphical modeler builds: a model input wired to the algorithm, its output exposed."""
+    import processing
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFile,
+    )
+
+    model = QgsProcessingModelAlgorithm("import chain", "MineSAR tests")
+    model.addModelParameter(QgsProcessingParameterFile("ifg", "Interferogram"), QgsProcessingModelParameter("ifg"))
+    child = QgsProcessingModelChildAlgorithm("minesar:importinterferogram")
+    child.setChildId("import")
+    child.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("ifg")])
+    child.addParameterSources("KIND", [QgsProcessingModelChildParameterSource.fromStaticValue("auto")])
+    output = QgsProcessingModelOutput("imported", "Imported")
+    output.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"imported": output})
+    model.addChildAlgorithm(child)
+    result = processing.run(model, {"ifg": str(UNW), "import:imported": str(tmp_path / "m.tif")})
+    written = gdal.Open(result["import:imported"]).ReadAsArray()
+    expected = read_big_endian(UNW)
+    np.testing.assert_array_equal(written[expected != 0], expected[expected != 0])
+
+
+def test_batch_dialog_opens_for_the_import(minesar_provider, qgis_iface):
+    import minesar
+
+    plugin = minesar.classFactory(qgis_iface)
+    plugin.open_batch("minesar:importinterferogram")
+    dialog = plugin._batch_dialog
+    assert dialog.algorithm().id() == "minesar:importinterferogram"
+    dialog.close()

@@ -294,7 +294,7 @@ def _open_gamma(path, kind, gamma_type, width, par) -> InterferogramSource:
     item_size = np.dtype(dtype).itemsize
     grid = gamma.locate_grid(path, item_size, width=width, par=par)
     date1, date2 = dates_from_name(path)
-    info = gamma.acquisition_info(path, date1, date2, par)
+    info = gamma.acquisition_info(path, date1, date2, par or grid.par)
     meta = InterferogramMetadata(kind, reason, "GAMMA", info.date1, info.date2)
     if info.radar_frequency_hz:
         meta.radar_frequency_hz = info.radar_frequency_hz
