@@ -27,9 +27,14 @@ setup: system-packages $(STAMP) $(PLUGINS)/minesar
 system-packages:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then \
+			echo "Missing Debian packages:" $$missing; \
+			echo "Install them as root, then run make again: apt-get install --no-install-recommends" $$missing; \
+			exit 1; \
+		fi; \
 		echo "Installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 $(STAMP): requirements.txt constraints.txt
