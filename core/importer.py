@@ -79,6 +79,7 @@ def import_interferogram(
                 total += float(valid.sum(dtype=np.float64))
                 total_sq += float(np.square(valid, dtype=np.float64).sum())
                 low, high = min(low, float(valid.min())), max(high, float(valid.max()))
+        progress.check_cancelled()  # last chance: after this block the output is published
         if count == 0:
             raise MineSARError(f"{source.path}: no valid pixels: every value is nodata, zero or NaN.")
         sample = np.concatenate(samples) if samples else np.empty(0, np.float32)
@@ -96,7 +97,7 @@ def import_interferogram(
             "MINESAR_P02": f"{p02:.9g}",
             "MINESAR_P98": f"{p98:.9g}",
         }
-    progress.update(1.0)
+    progress.finish()
     return ImportSummary(
         destination, source.width, source.height, count / (source.width * source.height),
         low, high, mean, p02, p98,

@@ -33,6 +33,13 @@ class Progress:
     def update(self, fraction: float) -> None:
         """Report progress and raise ``Cancelled`` if the user asked to stop."""
         self.check_cancelled()
+        self._report(fraction)
+
+    def finish(self) -> None:
+        """Report completion. No cancel check: the result already exists, and stays."""
+        self._report(1.0)
+
+    def _report(self, fraction: float) -> None:
         if self._callback is not None:
             fraction = min(max(fraction, 0.0), 1.0)
             self._callback(self._start + (self._end - self._start) * fraction)

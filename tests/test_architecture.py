@@ -1,4 +1,4 @@
-"""The layout rules DEVELOPERS.md sets, checked so that they stay true."""
+"""The architecture rules (README, "Repository layout"), checked so that they stay true."""
 import ast
 import configparser
 import subprocess

@@ -132,3 +132,43 @@ def test_progress_spans_nest_into_one_monotone_figure():
     for fraction in (0.0, 0.5, 1.0):
         second.update(fraction)
     assert seen == pytest.approx([0.0, 0.125, 0.25, 0.25, 0.625, 1.0])
+
+
+def test_cancel_in_the_last_block_publishes_nothing(tmp_path):
+    path = write_gamma_complex(tmp_path, width=300, lines=40)
+    checks = []
+
+    def cancelled():  # the user presses Cancel while the only block is being written
+        checks.append(1)
+        return len(checks) > 1
+
+    with open_interferogram(str(path)) as source:
+        with pytest.raises(Cancelled):
+            import_interferogram(source, str(tmp_path / "out.tif"), Progress(None, cancelled))
+    assert not (tmp_path / "out.tif").exists()
+
+
+FULL_DISK = """
+import os, resource, signal, sys
+import numpy as np
+from minesar.core.errors import MineSARError
+from minesar.core.io.rasters import AtomicGeoTiff
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # files may not grow past 200 kB
+try:
+    with AtomicGeoTiff(os.path.join(sys.argv[1], "out.tif"), 1000, 1000) as output:
+        for row in range(0, 1000, 100):
+            output.write(np.random.default_rng(row).standard_normal((100, 1000)).astype(np.float32), row)
+except MineSARError as error:
+    print("refused:", error)
+"""
+
+
+def test_a_write_that_fails_on_flush_publishes_nothing(tmp_path):
+    # GTiff writes its cached blocks when closed: a full disk is only seen there.
+    import subprocess
+    import sys
+
+    completed = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True)
+    assert "refused:" in completed.stdout and "writing failed" in completed.stdout, completed.stdout + completed.stderr
+    assert os.listdir(tmp_path) == []

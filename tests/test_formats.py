@@ -245,3 +245,38 @@ def test_dates_from_names(name, expected):
 def test_impossible_date_in_a_name_is_reported():
     with pytest.raises(MineSARError, match="'20061340' in the name looks like a date but is not"):
         dates_from_name("20060619-20061340_utm.unw")
+
+
+def test_paletted_colour_interferogram_imports_as_phase(tmp_path):
+    # rasmph colours stored as a 256-entry colour table, as PNG/GIF exports do
+    levels = np.linspace(-math.pi, math.pi, 256, endpoint=False)
+    table = gdal.ColorTable()
+    for index, rgb in enumerate(phase_to_rgb(levels)):
+        table.SetColorEntry(index, (int(rgb[0]), int(rgb[1]), int(rgb[2]), 255))
+    index = np.round((fringes() + math.pi) / (2 * math.pi) * 256).astype(np.int64) % 256
+    path = write_geotiff(tmp_path / "ifg_palette.tif", index.astype(np.uint8), gdal.GDT_Byte)
+    dataset = gdal.Open(path, gdal.GA_Update)
+    dataset.GetRasterBand(1).SetColorTable(table)
+    dataset.GetRasterBand(1).SetColorInterpretation(gdal.GCI_PaletteIndex)
+    dataset = None
+    values, source = read_all(path)
+    assert source.metadata.kind == "wrapped"
+    assert circular_error(values, levels[index]).max() <= math.pi / 1530 + 1e-6
+
+
+def test_last_word_of_the_name_decides_the_kind(tmp_path):
+    _, source = read_all(write_geotiff(tmp_path / "20060619-20061002_utm.unw.cc.tif",
+                                       np.full((5, 5), 0.5, np.float32), gdal.GDT_Float32))
+    assert source.metadata.kind == "coherence"
+
+
+def test_reimport_keeps_the_original_format_and_extra_tags(tmp_path):
+    product = "S1AA_20190610T135156_20190622T135157_VVP012_INT80_G_ueF_F8BF"
+    (tmp_path / f"{product}.txt").write_text("Baseline: -46.3\nHeading: -167.05\n")
+    path = write_geotiff(tmp_path / f"{product}_unw_phase.tif", fringes() * 3 + 10, gdal.GDT_Float32)
+    with open_interferogram(path) as source:
+        import_interferogram(source, str(tmp_path / "once.tif"))
+    with open_interferogram(str(tmp_path / "once.tif")) as source:
+        import_interferogram(source, str(tmp_path / "twice.tif"))
+    tags = gdal.Open(str(tmp_path / "twice.tif")).GetMetadata()
+    assert tags["SOURCE_FORMAT"] == "HyP3" and tags["BPERP_M"] == "-46.3" and tags["HEADING_DEG"] == "-167.05"

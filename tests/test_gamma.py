@@ -295,3 +295,42 @@ def test_date_and_frequency_from_the_given_par_when_the_name_has_none(tmp_path):
         meta = source.metadata
     assert (meta.date1, meta.date2) == (date(2020, 1, 1), None)
     assert meta.radar_frequency_hz == 5.405e9
+
+
+def test_slc_par_is_ignored_even_when_its_size_fits(gamma_dir):
+    # A product whose size happens to equal the single-look grid still must not take it.
+    _only(gamma_dir, "20060619_slc.par")
+    width, lines = 8630, 8571
+    with open(gamma_dir / "20060619-20061002.unw", "wb") as handle:
+        handle.truncate(width * lines * 4)  # sparse: no disk is spent
+    with pytest.raises(MineSARError, match="cannot tell the width") as raised:
+        open_interferogram(str(gamma_dir / "20060619-20061002.unw"))
+    assert "8630" not in str(raised.value)
+
+
+def test_width_contradicting_a_fitting_neighbour_par_is_named(gamma_dir):
+    with pytest.raises(MineSARError, match="WIDTH=72 contradicts 20060619_utm_dem.par next to it, whose 47 × 72"):
+        open_interferogram(str(gamma_dir / "20060619-20061002_utm.unw"), width=72)
+
+
+def test_contradictory_radar_frequencies_are_reported(tmp_path):
+    _write_complex_interferogram(tmp_path)
+    (tmp_path / "20200113.mli.par").write_text("date:  2020 01 13\nradar_frequency:  1.2575e9 Hz\n")
+    with pytest.raises(MineSARError, match="20200113.mli.par: contradictory par: radar_frequency 1.2575e\\+09 Hz"):
+        open_interferogram(str(tmp_path / "20200101_20200113.diff"), allow_pixel_coordinates=True)
+
+
+def test_wavelength_source_names_the_par_that_gave_the_frequency(tmp_path):
+    _write_complex_interferogram(tmp_path)
+    first = tmp_path / "20200101.mli.par"
+    first.write_text(first.read_text().replace("radar_frequency:  5.405e9 Hz\n", ""))
+    (tmp_path / "20200113.mli.par").write_text("date:  2020 01 13\nradar_frequency:  5.405e9 Hz\n")
+    with open_interferogram(str(tmp_path / "20200101_20200113.diff"), allow_pixel_coordinates=True) as source:
+        assert source.metadata.wavelength_source == "radar_frequency in 20200113.mli.par"
+
+
+def test_tile_outside_the_raster_is_refused_with_the_file_name(tmp_path):
+    _write_complex_interferogram(tmp_path)
+    with open_interferogram(str(tmp_path / "20200101_20200113.diff"), allow_pixel_coordinates=True) as source:
+        with pytest.raises(MineSARError, match="20200101_20200113.diff: window .* outside the 61 × 37 raster"):
+            source.read(Window(50, 30, 20, 20))

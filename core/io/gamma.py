@@ -201,7 +201,16 @@ def locate_grid(path: str, item_size: int, width: Optional[int] = None, par: Opt
                 f"per pixel; the width is wrong or the file is truncated."
             )
         lines = size // (width * item_size)
-        maps = [p for p in _candidate_pars(path) if p.is_map and _grid_or_none(p) == (width, lines)]
+        neighbours = _candidate_pars(path)
+        fitting = [p for p in neighbours if _fits(p, size, item_size)]
+        if fitting and all(_grid_or_none(p) != (width, lines) for p in fitting):
+            other = fitting[0]
+            raise MineSARError(
+                f"{path}: WIDTH={width} contradicts {os.path.basename(other.path)} next to it, whose "
+                f"{_grid_or_none(other)[0]} × {_grid_or_none(other)[1]} grid fits this file exactly. "
+                "Leave WIDTH at 0, or give the right PAR."
+            )
+        maps = [p for p in neighbours if p.is_map and _grid_or_none(p) == (width, lines)]
         georef, problem = _georeference_if_map(maps[0]) if maps else (None, "no dem_par of this grid found")
         return GammaGrid(width, lines, None, georef, problem)
 
@@ -210,9 +219,8 @@ def locate_grid(path: str, item_size: int, width: Optional[int] = None, par: Opt
         grid = _grid_or_none(candidate)
         if grid is None:
             continue
-        candidate_width, candidate_lines = grid
-        tried.append(f"{os.path.basename(candidate.path)} ({candidate_width} × {candidate_lines})")
-        if candidate_width * candidate_lines * item_size == size:
+        tried.append(f"{os.path.basename(candidate.path)} ({grid[0]} × {grid[1]})")
+        if _fits(candidate, size, item_size):
             fitting.append(candidate)
     if not fitting:
         hint = "; tried " + ", ".join(tried) if tried else "; none found next to it"
@@ -257,6 +265,11 @@ def _check_size(path, size, item_size, width, lines, par) -> None:
     )
 
 
+def _fits(par_file: ParFile, size: int, item_size: int) -> bool:
+    grid = _grid_or_none(par_file)
+    return grid is not None and grid[0] * grid[1] * item_size == size
+
+
 def _grid_or_none(par_file: ParFile) -> Optional[Tuple[int, int]]:
     try:
         return par_file.grid()
@@ -287,10 +300,19 @@ def _candidate_pars(path: str) -> List[ParFile]:
             continue
         seen.add(candidate)
         try:
-            out.append(read_par(candidate))
+            par_file = read_par(candidate)
         except MineSARError:
             continue  # a corrupt neighbour is not this file's problem unless given as PAR
+        if not _is_single_look(par_file):
+            out.append(par_file)
     return out
+
+
+def _is_single_look(par_file: ParFile) -> bool:
+    """An SLC's parameter file: its grid is never that of a product, even when sizes happen to fit."""
+    name = os.path.basename(par_file.path).lower()
+    image_format = par_file.values.get("image_format", "").upper()
+    return name.endswith("slc.par") or (par_file.has("range_samples") and "COMPLEX" in image_format)
 
 
 def _georeference_if_map(par_file: ParFile) -> Tuple[Optional[Georeference], Optional[str]]:
@@ -366,6 +388,10 @@ class GammaBinary:
         self._handle = open(path, "rb")
 
     def read(self, window: Window) -> np.ndarray:
+        if window.col < 0 or window.row < 0 or window.col + window.width > self.width or window.row + window.height > self.lines:
+            raise MineSARError(
+                f"{self.path}: window {window} lies outside the {self.width} × {self.lines} raster."
+            )
         row_bytes = self.width * self.dtype.itemsize
         native = self.dtype.newbyteorder("=")
         if window.col == 0 and window.width == self.width:
@@ -394,6 +420,7 @@ class AcquisitionInfo:
     date1: Optional[date] = None
     date2: Optional[date] = None
     radar_frequency_hz: Optional[float] = None
+    frequency_source: Optional[str] = None
     incidence_deg: Optional[float] = None
     heading_deg: Optional[float] = None
     baseline_tcn_m: Optional[Tuple[float, float, float]] = None
@@ -433,8 +460,15 @@ def acquisition_info(path: str, date1: Optional[date], date2: Optional[date], pa
             )
         if info.date1 is None and said is not None:
             info.date1 = said
-        if info.radar_frequency_hz is None and par_file.has("radar_frequency"):
-            info.radar_frequency_hz = par_file.number("radar_frequency")
+        if par_file.has("radar_frequency"):
+            frequency = par_file.number("radar_frequency")
+            if info.radar_frequency_hz is None:
+                info.radar_frequency_hz, info.frequency_source = frequency, par_file.path
+            elif abs(frequency - info.radar_frequency_hz) > 1e-6 * info.radar_frequency_hz:
+                raise MineSARError(
+                    f"{par_file.path}: contradictory par: radar_frequency {frequency:.6g} Hz, but "
+                    f"{os.path.basename(info.frequency_source)} says {info.radar_frequency_hz:.6g} Hz."
+                )
         if info.incidence_deg is None and par_file.has("incidence_angle"):
             info.incidence_deg = par_file.number("incidence_angle")
         if info.heading_deg is None and par_file.has("heading"):

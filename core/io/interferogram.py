@@ -29,6 +29,12 @@ from .rasters import Window, describe, open_raster, read_window
 
 KINDS = ("wrapped", "unwrapped", "coherence")
 UNITS = {"wrapped": "radians", "unwrapped": "radians", "coherence": "coherence (0-1)"}
+# Tags ``to_tags`` derives from the fields (or GDAL sets itself), as opposed to carried extras.
+_OWN_TAGS = {
+    "MINESAR_KIND", "UNITS", "SOURCE_FORMAT", "WAVELENGTH_M", "WAVELENGTH_SOURCE", "DATE1", "DATE2",
+    "TEMPORAL_BASELINE_DAYS", "RADAR_FREQUENCY_HZ", "INCIDENCE_DEG", "HEADING_DEG", "BASELINE_TCN_M",
+    "SOURCE_FILE", "AREA_OR_POINT",
+}
 _NAME_TOKENS = {
     "unwrapped": {"unw", "unwrapped", "unwrap"},
     "coherence": {"cc", "cor", "coh", "corr", "coherence"},
@@ -94,6 +100,8 @@ class InterferogramMetadata:
             meta.heading_deg = _float_or_none(tags.get("HEADING_DEG"))
             if tags.get("BASELINE_TCN_M"):
                 meta.baseline_tcn_m = tuple(float(v) for v in tags["BASELINE_TCN_M"].split()[:3])
+            # Whatever else an earlier import recorded (grid par, HyP3 baseline, …) travels on.
+            meta.extra = {k: v for k, v in tags.items() if k not in _OWN_TAGS}
             return meta
         if "FIRST_DATE" in tags or "WAVELENGTH_METRES" in tags:  # PyRate's GeoTIFF metadata
             kind = {"ORIGINAL_IFG": "unwrapped", "COHERENCE": "coherence"}.get(tags.get("DATA_TYPE", ""), "")
@@ -153,10 +161,11 @@ class _GammaSource(InterferogramSource):
 
 
 class _GdalSource(InterferogramSource):
-    def __init__(self, dataset, storage, nodata, zero_is_nodata, scale, **kwargs):
+    def __init__(self, dataset, storage, nodata, zero_is_nodata, scale, palette=None, **kwargs):
         super().__init__(**kwargs)
         self._dataset = dataset
         self._storage = storage
+        self._palette = palette
         self._nodata = nodata
         self._zero_is_nodata = zero_is_nodata
         self._scale = scale
@@ -170,6 +179,14 @@ class _GdalSource(InterferogramSource):
                 phase[block[3] == 0] = np.nan
             if self._nodata is not None:
                 phase[np.all(block[:3] == self._nodata, axis=0)] = np.nan
+            return phase
+        if self._storage == "palette":
+            index = read_window(self._dataset, window)
+            rgba = self._palette[np.clip(index, 0, len(self._palette) - 1)]
+            phase = rgb_to_phase(rgba[..., :3])
+            phase[rgba[..., 3] == 0] = np.nan
+            if self._nodata is not None:
+                phase[index == self._nodata] = np.nan
             return phase
         values = read_window(self._dataset, window)
         return _convert(values, self.metadata.kind, self.path, self._nodata, self._zero_is_nodata, self._scale)
@@ -226,10 +243,11 @@ def _is_tiff(path: str) -> bool:
 
 
 def _kind_from_name(path: str) -> Optional[str]:
-    tokens = set(re.split(r"[^a-z0-9]+", os.path.basename(path).lower()))
-    for kind, words in _NAME_TOKENS.items():
-        if tokens & words:
-            return kind
+    """The kind named by the *last* telling word: "x.unw.cc.tif" is the coherence of an unwrapped pair."""
+    for token in reversed(re.split(r"[^a-z0-9]+", os.path.basename(path).lower())):
+        for kind, words in _NAME_TOKENS.items():
+            if token in words:
+                return kind
     return None
 
 
@@ -260,7 +278,7 @@ def open_interferogram(
         source = _open_gdal(path, kind)
     if not source.is_georeferenced and not allow_pixel_coordinates:
         source.close()
-        reason = source.notes[-1] if source.notes else "the file carries no coordinates"
+        reason = "; ".join(source.notes) if source.notes else "the file carries no coordinates"
         raise MineSARError(
             f"{path}: no georeference ({reason}). Give the dem_par of its grid as PAR, "
             "or allow import in pixel coordinates."
@@ -298,8 +316,8 @@ def _open_gamma(path, kind, gamma_type, width, par) -> InterferogramSource:
     meta = InterferogramMetadata(kind, reason, "GAMMA", info.date1, info.date2)
     if info.radar_frequency_hz:
         meta.radar_frequency_hz = info.radar_frequency_hz
-        meta.wavelength_m = gamma.wavelength_from_frequency(info.radar_frequency_hz, info.sources[0])
-        meta.wavelength_source = f"radar_frequency in {os.path.basename(info.sources[0])}"
+        meta.wavelength_m = gamma.wavelength_from_frequency(info.radar_frequency_hz, info.frequency_source)
+        meta.wavelength_source = f"radar_frequency in {os.path.basename(info.frequency_source)}"
     meta.incidence_deg, meta.heading_deg = info.incidence_deg, info.heading_deg
     meta.baseline_tcn_m = info.baseline_tcn_m
     if grid.par:
@@ -325,10 +343,13 @@ def _open_gdal(path, kind) -> InterferogramSource:
     dataset = open_raster(path)
     info = describe(dataset)
     byte = info.data_types and info.data_types[0] == gdal.GDT_Byte
+    palette = _palette(dataset)
     if info.is_complex:
         storage = "complex"
     elif info.band_count in (3, 4) and all(t == gdal.GDT_Byte for t in info.data_types):
         storage = "colour"
+    elif info.band_count == 1 and palette is not None:
+        storage = "palette"  # a colour interferogram saved with a colour table (PNG, GIF, BMP)
     elif info.band_count == 1:
         storage = "real"
     else:
@@ -339,7 +360,7 @@ def _open_gdal(path, kind) -> InterferogramSource:
         )
     product = identify_product(path, is_byte=bool(byte))
     tagged = InterferogramMetadata.from_tags(info.metadata, "GeoTIFF")
-    fixed = {"complex": "wrapped", "colour": "wrapped"}.get(storage)
+    fixed = {"complex": "wrapped", "colour": "wrapped", "palette": "wrapped"}.get(storage)
 
     if kind != "auto":
         chosen, reason = kind, "given"
@@ -357,7 +378,12 @@ def _open_gdal(path, kind) -> InterferogramSource:
     else:
         chosen, reason = _kind_from_range(dataset, path)
 
-    source_format = product.processor if product else ("rasmph colour" if storage == "colour" else dataset.GetDriver().ShortName)
+    if product is not None:
+        source_format = product.processor
+    elif tagged is not None and "MINESAR_KIND" in info.metadata:
+        source_format = tagged.source_format  # a re-import keeps the original format
+    else:
+        source_format = "rasmph colour" if storage in ("colour", "palette") else dataset.GetDriver().ShortName
     meta = tagged if tagged is not None else InterferogramMetadata(chosen, reason, source_format)
     meta.kind, meta.kind_reason, meta.source_format = chosen, reason, source_format
     if meta.date1 is None:
@@ -372,10 +398,14 @@ def _open_gdal(path, kind) -> InterferogramSource:
     notes = []
     if info.geotransform is None or not info.crs_wkt:
         notes.append("no geotransform" if info.geotransform is None else "no coordinate reference system")
-    stored_bytes = gdal.GetDataTypeSize(info.data_types[0]) // 8 * (info.band_count if storage == "colour" else 1)
+    if storage in ("colour", "palette"):
+        stored_bytes = 64  # the hue conversion works on float64 copies of three channels
+    else:
+        stored_bytes = gdal.GetDataTypeSize(info.data_types[0]) // 8
     return _GdalSource(
         dataset,
         storage,
+        palette=palette,
         nodata=info.nodata[0],
         zero_is_nodata=product is not None and product.zero_is_nodata,
         scale=product.scale if product else 1.0,
@@ -388,6 +418,17 @@ def _open_gdal(path, kind) -> InterferogramSource:
         bytes_per_pixel=stored_bytes,
         notes=notes,
     )
+
+
+def _palette(dataset) -> Optional[np.ndarray]:
+    """(entries, 4) RGBA lookup of a single paletted band, else None."""
+    if dataset.RasterCount != 1:
+        return None
+    band = dataset.GetRasterBand(1)
+    table = band.GetColorTable()
+    if table is None or band.GetColorInterpretation() != gdal.GCI_PaletteIndex:
+        return None
+    return np.array([table.GetColorEntry(i) for i in range(table.GetCount())], dtype=np.uint8).reshape(-1, 4)
 
 
 def _kind_from_range(dataset, path) -> Tuple[str, str]:

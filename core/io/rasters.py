@@ -224,22 +224,27 @@ class AtomicGeoTiff:
             row, col = window_or_row.row, window_or_row.col
         else:
             row = int(window_or_row)
-        result = self._dataset.GetRasterBand(band).WriteArray(
-            np.ascontiguousarray(array, dtype=self._dtype), int(col), int(row)
-        )
-        if result != 0:
-            raise MineSARError(f"{self.path}: writing failed ({gdal.GetLastErrorMsg()}).")
+        with _GdalFailures() as failures:
+            result = self._dataset.GetRasterBand(band).WriteArray(
+                np.ascontiguousarray(array, dtype=self._dtype), int(col), int(row)
+            )
+        if result != 0 or failures.messages:
+            raise MineSARError(f"{self.path}: writing failed ({failures.describe()}).")
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         dataset, self._dataset = self._dataset, None
-        if exc_type is None:
-            for index, items in self.band_metadata.items():
-                dataset.GetRasterBand(index).SetMetadata({k: str(v) for k, v in items.items()})
-            dataset.FlushCache()
-        dataset = None  # closing the handle finishes the TIFF on disk
-        if exc_type is not None:
+        # GTiff writes cached blocks when flushed and closed: a full disk shows up only here.
+        with _GdalFailures() as failures:
+            if exc_type is None:
+                for index, items in self.band_metadata.items():
+                    dataset.GetRasterBand(index).SetMetadata({k: str(v) for k, v in items.items()})
+                dataset.FlushCache()
+            dataset = None  # closing the handle finishes the TIFF on disk
+        if exc_type is not None or failures.messages:
             _remove_quietly(self._temporary)
             _remove_quietly(self._temporary + ".aux.xml")
+            if exc_type is None:
+                raise MineSARError(f"{self.path}: writing failed ({failures.describe()}); nothing was written.")
             return False
         # Statistics GDAL/QGIS cached for an earlier file of this name would now be wrong.
         _remove_quietly(self.path + ".aux.xml")
@@ -263,6 +268,28 @@ class _quiet_gdal:
     def __exit__(self, *exc):
         gdal.PopErrorHandler()
         return False
+
+
+class _GdalFailures:
+    """Collect GDAL failures raised inside the block (GDAL reports some only to its handler)."""
+
+    def __enter__(self):
+        self.messages: List[str] = []
+
+        def handler(error_class, number, message):
+            if error_class >= gdal.CE_Failure:
+                self.messages.append(message)
+
+        self._handler = handler  # referenced here so that it outlives the push
+        gdal.PushErrorHandler(handler)
+        return self
+
+    def __exit__(self, *exc):
+        gdal.PopErrorHandler()
+        return False
+
+    def describe(self) -> str:
+        return "; ".join(dict.fromkeys(self.messages)) or gdal.GetLastErrorMsg() or "GDAL error"
 
 
 def read_tags(path: str, band: int = 1) -> Tuple[Dict[str, str], Dict[str, str]]:
