@@ -73,7 +73,8 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterEnum(
-                "KIND", "What the file holds", options=list(KIND_OPTIONS), defaultValue="auto",
+                "KIND", "What the file holds (by name: auto, wrapped, unwrapped, coherence)",
+                options=list(KIND_OPTIONS), defaultValue="auto",
                 usesStaticStrings=True,
             )
         )
