@@ -223,7 +223,8 @@ def locate_grid(path: str, item_size: int, width: Optional[int] = None, par: Opt
         if _fits(candidate, size, item_size):
             fitting.append(candidate)
     if not fitting:
-        hint = "; tried " + ", ".join(tried) if tried else "; none found next to it"
+        shown = ", ".join(tried[:8]) + (f" and {len(tried) - 8} more" if len(tried) > 8 else "")
+        hint = f"; tried {shown}" if tried else "; none found next to it"
         raise MineSARError(
             f"{path}: cannot tell the width. No parameter file describes a raster of {size} bytes "
             f"({item_size} bytes per pixel){hint}. Give PAR (its .off, .diff_par, .mli.par or dem_par) "
@@ -289,11 +290,7 @@ def _candidate_pars(path: str) -> List[ParFile]:
         listing = sorted(os.listdir(folder))
     except OSError:
         listing = []
-    others = [
-        os.path.join(folder, f)
-        for f in listing
-        if f.endswith(_PAR_SUFFIXES) or f.endswith("dem_par")
-    ]
+    others = [os.path.join(folder, f) for f in listing if f.endswith(_PAR_SUFFIXES)]
     seen, out = set(), []
     for candidate in own + others:
         if candidate in seen or not os.path.isfile(candidate) or os.path.abspath(candidate) == os.path.abspath(path):
