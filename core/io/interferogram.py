@@ -24,7 +24,7 @@ from osgeo import gdal
 from ..errors import MineSARError
 from . import gamma
 from .colours import rgb_to_phase, wrap
-from .products import SENTINEL1_WAVELENGTH_M, dates_from_name, identify_product
+from .products import SENTINEL1_WAVELENGTH_M, dates_from_name, float_or_none, identify_product
 from .rasters import Window, describe, open_raster, read_window
 
 KINDS = ("wrapped", "unwrapped", "coherence")
@@ -92,12 +92,12 @@ class InterferogramMetadata:
             meta = cls(tags["MINESAR_KIND"], "MineSAR metadata", tags.get("SOURCE_FORMAT", source_format))
             meta.date1 = _iso_or_none(tags.get("DATE1"))
             meta.date2 = _iso_or_none(tags.get("DATE2"))
-            if _float_or_none(tags.get("WAVELENGTH_M")):
+            if float_or_none(tags.get("WAVELENGTH_M")):
                 meta.wavelength_m = float(tags["WAVELENGTH_M"])
                 meta.wavelength_source = tags.get("WAVELENGTH_SOURCE", "MineSAR metadata")
-            meta.radar_frequency_hz = _float_or_none(tags.get("RADAR_FREQUENCY_HZ"))
-            meta.incidence_deg = _float_or_none(tags.get("INCIDENCE_DEG"))
-            meta.heading_deg = _float_or_none(tags.get("HEADING_DEG"))
+            meta.radar_frequency_hz = float_or_none(tags.get("RADAR_FREQUENCY_HZ"))
+            meta.incidence_deg = float_or_none(tags.get("INCIDENCE_DEG"))
+            meta.heading_deg = float_or_none(tags.get("HEADING_DEG"))
             if tags.get("BASELINE_TCN_M"):
                 meta.baseline_tcn_m = tuple(float(v) for v in tags["BASELINE_TCN_M"].split()[:3])
             # Whatever else an earlier import recorded (grid par, HyP3 baseline, …) travels on.
@@ -108,10 +108,10 @@ class InterferogramMetadata:
             meta = cls(kind, "PyRate metadata" if kind else "", source_format)
             meta.date1 = _iso_or_none(tags.get("FIRST_DATE"))
             meta.date2 = _iso_or_none(tags.get("SECOND_DATE"))
-            if _float_or_none(tags.get("WAVELENGTH_METRES")):
+            if float_or_none(tags.get("WAVELENGTH_METRES")):
                 meta.wavelength_m = float(tags["WAVELENGTH_METRES"])
                 meta.wavelength_source = "PyRate metadata"
-            meta.incidence_deg = _float_or_none(tags.get("INCIDENCE_DEGREES"))
+            meta.incidence_deg = float_or_none(tags.get("INCIDENCE_DEGREES"))
             return meta
         return None
 
@@ -227,13 +227,6 @@ def _iso_or_none(text: Optional[str]) -> Optional[date]:
     try:
         return date.fromisoformat(text.strip()[:10])
     except ValueError:
-        return None
-
-
-def _float_or_none(text) -> Optional[float]:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
         return None
 
 

@@ -84,8 +84,8 @@ def _read_licsar_metadata(path: str, convention: ProductConvention) -> None:
         meta = os.path.join(candidate, "metadata.txt")
         if os.path.isfile(meta):
             values = _key_values(meta, "=")
-            convention.heading_deg = _float_or_none(values.get("heading"))
-            convention.incidence_deg = _float_or_none(values.get("avg_incidence_angle"))
+            convention.heading_deg = float_or_none(values.get("heading"))
+            convention.incidence_deg = float_or_none(values.get("avg_incidence_angle"))
             convention.extra["LICSAR_METADATA"] = meta
             return
 
@@ -96,8 +96,8 @@ def _read_hyp3_metadata(path: str, convention: ProductConvention) -> None:
     meta = os.path.join(os.path.dirname(os.path.abspath(path)), match.group(1) + ".txt") if match else ""
     if meta and os.path.isfile(meta):
         values = _key_values(meta, ":")
-        convention.heading_deg = _float_or_none(values.get("Heading"))
-        baseline = _float_or_none(values.get("Baseline"))
+        convention.heading_deg = float_or_none(values.get("Heading"))
+        baseline = float_or_none(values.get("Baseline"))
         if baseline is not None:
             convention.extra["BPERP_M"] = f"{baseline:g}"
         if values.get("Reference Granule"):
@@ -118,10 +118,11 @@ def _key_values(path: str, separator: str) -> Dict[str, str]:
     return values
 
 
-def _float_or_none(text: Optional[str]) -> Optional[float]:
+def float_or_none(text: Optional[str]) -> Optional[float]:
+    """The leading number of a metadata value ("-167.05", "38.9 deg"), or None."""
     if text is None:
         return None
     try:
-        return float(text.split()[0])
+        return float(str(text).split()[0])
     except (ValueError, IndexError):
         return None
