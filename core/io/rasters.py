@@ -99,11 +99,10 @@ def open_raster(path: str, update: bool = False) -> "gdal.Dataset":
         raise MineSARError(f"{path}: file not found.")
     if os.path.isdir(path):
         raise MineSARError(f"{path}: is a folder, not a raster file.")
-    gdal.ErrorReset()
-    with _quiet_gdal():
+    with _GdalFailures() as failures:
         dataset = gdal.Open(path, gdal.GA_Update if update else gdal.GA_ReadOnly)
     if dataset is None:
-        reason = gdal.GetLastErrorMsg() or "GDAL does not recognise the format"
+        reason = "; ".join(dict.fromkeys(failures.messages)) or "GDAL does not recognise the format"
         raise MineSARError(f"{path}: not a raster this plugin can read ({reason}).")
     return dataset
 
@@ -198,12 +197,12 @@ class AtomicGeoTiff:
         bands, height, width = self._shape
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         driver = gdal.GetDriverByName("GTiff")
-        with _quiet_gdal():
+        with _GdalFailures() as failures:
             self._dataset = driver.Create(
                 self._temporary, width, height, bands, _NUMPY_TO_GDAL[self._dtype], self._options
             )
         if self._dataset is None:
-            raise MineSARError(f"{self.path}: cannot create the output ({gdal.GetLastErrorMsg()}).")
+            raise MineSARError(f"{self.path}: cannot create the output ({failures.describe()}).")
         if self._geotransform is not None:
             self._dataset.SetGeoTransform(list(self._geotransform))
         if self._crs_wkt:
@@ -259,19 +258,9 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-class _quiet_gdal:
-    """Keep GDAL from printing errors we turn into our own messages."""
-
-    def __enter__(self):
-        gdal.PushErrorHandler("CPLQuietErrorHandler")
-
-    def __exit__(self, *exc):
-        gdal.PopErrorHandler()
-        return False
-
-
 class _GdalFailures:
-    """Collect GDAL failures raised inside the block (GDAL reports some only to its handler)."""
+    """Collect the GDAL failures raised inside the block instead of printing them: we turn them
+    into our own messages (and GDAL reports some write failures only to its handler)."""
 
     def __enter__(self):
         self.messages: List[str] = []
