@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal, osr
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "sample_data" / "pyrate_small_gamma"
@@ -19,6 +20,7 @@ if str(PLUGINS_DIR) not in sys.path:
     sys.path.insert(0, str(PLUGINS_DIR))
 
 SAMPLE_WIDTH, SAMPLE_LINES = 47, 72
+GEOTRANSFORM = (500000.0, 30.0, 0.0, 4200000.0, 0.0, -30.0)  # a 30 m UTM grid
 
 
 def sample_interferograms():
@@ -29,6 +31,27 @@ def read_big_endian(path, dtype=">f4", width=SAMPLE_WIDTH):
     """The reference read the importer must agree with: numpy straight from the bytes."""
     data = np.fromfile(path, dtype=dtype)
     return data.reshape(-1, width).astype(np.dtype(dtype).newbyteorder("="))
+
+
+def write_geotiff(path, arrays, gdal_type, nodata=None, metadata=None, georeferenced=True):
+    """A GeoTIFF of one 2-D array or a stack of bands, on a UTM 50N grid unless told otherwise."""
+    arrays = [arrays] if np.ndim(arrays) == 2 else list(arrays)
+    rows, cols = arrays[0].shape
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, len(arrays), gdal_type)
+    if georeferenced:
+        dataset.SetGeoTransform(GEOTRANSFORM)
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(32650)
+        dataset.SetProjection(srs.ExportToWkt())
+    if metadata:
+        dataset.SetMetadata(metadata)
+    for index, array in enumerate(arrays):
+        band = dataset.GetRasterBand(index + 1)
+        band.WriteArray(array)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+    dataset = None
+    return str(path)
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ from datetime import date
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
+
+from conftest import write_geotiff
 
 from minesar.core.errors import MineSARError
 from minesar.core.importer import import_interferogram
@@ -13,31 +15,8 @@ from minesar.core.io.interferogram import open_interferogram
 from minesar.core.io.products import SENTINEL1_WAVELENGTH_M, dates_from_name
 from minesar.core.io.rasters import Window
 
-GEOTRANSFORM = (500000.0, 30.0, 0.0, 4200000.0, 0.0, -30.0)
-
-
 def circular_error(a, b):
     return np.abs(np.angle(np.exp(1j * (np.asarray(a, np.float64) - np.asarray(b, np.float64)))))
-
-
-def write_geotiff(path, arrays, gdal_type, nodata=None, metadata=None, georeferenced=True):
-    arrays = [arrays] if np.ndim(arrays) == 2 else list(arrays)
-    rows, cols = arrays[0].shape
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, len(arrays), gdal_type)
-    if georeferenced:
-        dataset.SetGeoTransform(GEOTRANSFORM)
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(32650)
-        dataset.SetProjection(srs.ExportToWkt())
-    if metadata:
-        dataset.SetMetadata(metadata)
-    for index, array in enumerate(arrays):
-        band = dataset.GetRasterBand(index + 1)
-        band.WriteArray(array)
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-    dataset = None
-    return str(path)
 
 
 def read_all(path, **kwargs):

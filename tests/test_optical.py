@@ -1,23 +1,12 @@
 """GF-2 4-band 16-bit orthophotos: scene percentiles from block histograms, stretch, band checks."""
 import numpy as np
 import pytest
+from conftest import write_geotiff
 from osgeo import gdal
 
 from minesar.core.errors import MineSARError
 from minesar.core.io.optical import GF2_BANDS, Orthophoto, percentile_limits
 from minesar.core.io.rasters import Window, tile_windows
-
-
-def write_gf2(path, bands, gdal_type=gdal.GDT_UInt16, nodata=None):
-    count, rows, cols = bands.shape
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, count, gdal_type)
-    dataset.SetGeoTransform((400000.0, 1.0, 0.0, 4000000.0, 0.0, -1.0))
-    for index in range(count):
-        dataset.GetRasterBand(index + 1).WriteArray(bands[index])
-        if nodata is not None:
-            dataset.GetRasterBand(index + 1).SetNoDataValue(nodata)
-    dataset = None
-    return str(path)
 
 
 @pytest.fixture
@@ -28,7 +17,7 @@ def scene(tmp_path):
     bands = np.stack([rng.gamma(k, s, (rows, cols)) for k, s in ((6, 60), (7, 70), (8, 80), (9, 120))])
     bands = np.clip(bands, 1, 65535).astype(np.uint16)
     bands[:, :40, :60] = 0  # fill outside the footprint
-    return write_gf2(tmp_path / "gf2.tif", bands), bands
+    return write_geotiff(tmp_path / "gf2.tif", bands, gdal.GDT_UInt16), bands
 
 
 def test_scene_percentiles_from_block_histograms_equal_numpy(scene):
@@ -67,7 +56,7 @@ def test_windows_of_a_16_bit_scene_reassemble_exactly(scene):
 
 
 def test_wrong_band_count_is_refused(tmp_path):
-    path = write_gf2(tmp_path / "rgb.tif", np.ones((3, 10, 10), np.uint16))
+    path = write_geotiff(tmp_path / "rgb.tif", np.ones((3, 10, 10), np.uint16), gdal.GDT_UInt16)
     with pytest.raises(MineSARError, match="rgb.tif: 3 band\\(s\\), expected 4 \\(blue, green, red, nir\\)"):
         Orthophoto(path)
 
@@ -75,7 +64,7 @@ def test_wrong_band_count_is_refused(tmp_path):
 def test_float_scene_uses_sampled_percentiles(tmp_path):
     rng = np.random.default_rng(8)
     bands = rng.normal(0.3, 0.05, (4, 200, 300)).astype(np.float32)
-    path = write_gf2(tmp_path / "reflectance.tif", bands, gdal.GDT_Float32)
+    path = write_geotiff(tmp_path / "reflectance.tif", bands, gdal.GDT_Float32)
     with Orthophoto(path) as image:
         limits = percentile_limits(image)
     for index in range(4):
@@ -87,7 +76,7 @@ def test_band_nodata_is_left_out(tmp_path):
     bands = np.full((4, 50, 50), 1000, np.uint16)
     bands[:, :10] = 9
     bands[:, 10:12] = 3000
-    path = write_gf2(tmp_path / "nodata.tif", bands, nodata=9)
+    path = write_geotiff(tmp_path / "nodata.tif", bands, gdal.GDT_UInt16, nodata=9)
     with Orthophoto(path) as image:
         limits = percentile_limits(image, 0.0, 100.0)
     assert list(limits.low) == [1000] * 4 and list(limits.high) == [3000] * 4

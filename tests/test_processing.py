@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DIR, read_big_endian, sample_interferograms
+from conftest import SAMPLE_DIR, read_big_endian, sample_interferograms, write_geotiff
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
@@ -126,13 +126,8 @@ def test_wrapped_phase_style_is_the_cyclic_rasmph_wheel(run, tmp_path):
 
     rng = np.random.default_rng(0)
     z = np.exp(1j * rng.uniform(-math.pi, math.pi, (20, 20))).astype(np.complex64)
-    source = tmp_path / "20200101_20200113.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(str(source), 20, 20, 1, gdal.GDT_CFloat32)
-    dataset.SetGeoTransform((0, 1, 0, 0, 0, -1))
-    dataset.SetProjection(QgsProject.instance().crs().toWkt() or "EPSG:4326")
-    dataset.GetRasterBand(1).WriteArray(z)
-    dataset = None
-    result = run({"INPUT": str(source), "OUTPUT": str(tmp_path / "w.tif"), "ALLOW_PIXEL_COORDINATES": True})
+    source = write_geotiff(tmp_path / "20200101_20200113.tif", z, gdal.GDT_CFloat32)
+    result = run({"INPUT": source, "OUTPUT": str(tmp_path / "w.tif")})
     kind, layer = _style(result["OUTPUT"])
     assert kind == "wrapped"
     shader = layer.renderer().shader().rasterShaderFunction()
