@@ -87,9 +87,9 @@ def style_coherence(layer: QgsRasterLayer) -> None:
     layer.triggerRepaint()
 
 
-def robust_range(layer: QgsRasterLayer):
+def robust_range(layer: QgsRasterLayer, band_tags=None):
     """(low, high) from the percentiles stored at import, else the layer's statistics."""
-    _, band = read_tags(layer.source())
+    band = read_tags(layer.source())[1] if band_tags is None else band_tags
     try:
         return float(band["MINESAR_P02"]), float(band["MINESAR_P98"])
     except (KeyError, ValueError):
@@ -99,13 +99,13 @@ def robust_range(layer: QgsRasterLayer):
 
 def style_interferogram(layer: QgsRasterLayer, value_range=None) -> str:
     """Style an imported layer by the kind stored in it; returns the kind."""
-    tags, _ = read_tags(layer.source())
+    tags, band_tags = read_tags(layer.source())
     kind = tags.get("MINESAR_KIND", "")
     if kind == "wrapped":
         style_wrapped_phase(layer)
     elif kind == "coherence":
         style_coherence(layer)
     elif kind == "unwrapped":
-        low, high = value_range or robust_range(layer)
+        low, high = value_range or robust_range(layer, band_tags)
         style_diverging(layer, low, high, "rad")
     return kind

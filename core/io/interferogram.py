@@ -354,6 +354,7 @@ def _open_gdal(path, kind) -> InterferogramSource:
     product = identify_product(path, is_byte=bool(byte))
     tagged = InterferogramMetadata.from_tags(info.metadata, "GeoTIFF")
     fixed = {"complex": "wrapped", "colour": "wrapped", "palette": "wrapped"}.get(storage)
+    named = _kind_from_name(path)
 
     if kind != "auto":
         chosen, reason = kind, "given"
@@ -366,8 +367,8 @@ def _open_gdal(path, kind) -> InterferogramSource:
         chosen, reason = product.kind, f"{product.processor} product name"
     elif fixed:
         chosen, reason = fixed, "complex values" if storage == "complex" else "rasmph colour image"
-    elif _kind_from_name(path):
-        chosen, reason = _kind_from_name(path), "file name"
+    elif named:
+        chosen, reason = named, "file name"
     else:
         chosen, reason = _kind_from_range(dataset, path)
 
