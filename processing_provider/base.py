@@ -14,6 +14,8 @@ ICON_PATH = os.path.join(PLUGIN_DIR, "icons", "minesar.svg")
 # groupId -> displayed group. The ids are stable: models and scripts refer to them.
 GROUPS = {
     "import": "Import and preprocessing",
+    "training": "Training data",
+    "deformation": "Deformation time series and activity",
 }
 
 
