@@ -6,7 +6,10 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR
+from .build_dataset import BuildDatasetAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
+from .simulate_interferograms import SimulateInterferogramsAlgorithm
+from .simulate_scene import SimulateSceneAlgorithm
 
 
 def plugin_version() -> str:
@@ -32,7 +35,12 @@ class MineSARProvider(QgsProcessingProvider):
         return ICON_PATH
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (ImportInterferogramAlgorithm(),):
+        for algorithm in (
+            ImportInterferogramAlgorithm(),
+            SimulateInterferogramsAlgorithm(),
+            SimulateSceneAlgorithm(),
+            BuildDatasetAlgorithm(),
+        ):
             self.addAlgorithm(algorithm)
 
     # Every raster MineSAR writes is a GeoTIFF: it carries the metadata the next step reads.

@@ -51,3 +51,13 @@ def test_bad_input_fails_with_the_message(qgis_process, tmp_path):
     assert completed.returncode != 0
     assert "not a multiple of WIDTH=50" in completed.stdout + completed.stderr
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_simulate_a_dataset_headless(qgis_process, tmp_path):
+    folder = tmp_path / "ds"
+    completed = qgis_process("run", "minesar:simulateinterferograms", "--", "COUNT=3", "SIZE=48", "SEED=5",
+                             "BASINS=1,2", f"OUTPUT_FOLDER={folder}")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "IMAGES:\t3" in completed.stdout
+    assert len(list((folder / "labels").glob("*.txt"))) == 3
+    assert sum(len(p.read_text().splitlines()) for p in (folder / "labels").glob("*.txt")) >= 3

@@ -109,3 +109,17 @@ def style_interferogram(layer: QgsRasterLayer, value_range=None) -> str:
         low, high = value_range or robust_range(layer, band_tags)
         style_diverging(layer, low, high, "rad")
     return kind
+
+
+def style_truth_polygons(layer) -> None:
+    """Simulation truth: mining basins outlined red, non-mining signals dashed grey, no fill."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
+
+    categories = []
+    for value, colour, line_style, label in (("mining", "#d7191c", "solid", "mining basin"),
+                                             ("background", "#636363", "dash", "non-mining signal")):
+        symbol = QgsFillSymbol.createSimple({"style": "no", "outline_color": colour, "outline_width": "0.6",
+                                             "outline_style": line_style})
+        categories.append(QgsRendererCategory(value, symbol, label))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("label", categories))
+    layer.triggerRepaint()

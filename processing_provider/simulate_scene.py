@@ -1,0 +1,138 @@
+"""minesar:simulatescene: the scene mode of the simulator — one large interferogram and its truth."""
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterCrs,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterPoint,
+    QgsProcessingParameterRasterDestination,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.simulation.generate import simulate_scene
+from .base import MineSARAlgorithm, progress_for, user_errors
+from .simulation_parameters import RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from
+
+_STYLERS = {}  # Python must keep post-processors alive until QGIS has loaded the layers
+
+
+class _Styler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, style, name):
+        super().__init__()
+        self.style, self.name = style, name
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        if layer is not None and layer.isValid():
+            layer.setName(self.name)
+            self.style(layer)
+
+
+def truth_fields() -> QgsFields:
+    fields = QgsFields()
+    fields.append(QgsField("id", QVariant.Int))
+    fields.append(QgsField("label", QVariant.String, len=16))
+    fields.append(QgsField("kind", QVariant.String, len=16))
+    fields.append(QgsField("depth_mm", QVariant.Double))
+    fields.append(QgsField("area_m2", QVariant.Double))
+    return fields
+
+
+class SimulateSceneAlgorithm(MineSARAlgorithm):
+    _name = "simulatescene"
+    _display_name = "Simulate interferogram scene (with truth polygons)"
+    _group_id = "training"
+    _help = (
+        "The scene mode of the simulator: one large wrapped interferogram (WIDTH × HEIGHT pixels, "
+        "georeferenced at ORIGIN in CRS) and its truth as a polygon layer — mining basins "
+        "(label 'mining') and non-mining signals (label 'background') with their kind, depth and "
+        "area — for demonstrations, detection tests and benchmarks. Optionally the coherence and the "
+        "true mining LOS displacement (mm) as rasters.\n\n" + RECIPE_HELP
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        number = QgsProcessingParameterNumber
+        self.addParameter(number("WIDTH", "Width (pixels)", type=number.Integer, minValue=32, defaultValue=2048))
+        self.addParameter(number("HEIGHT", "Height (pixels)", type=number.Integer, minValue=32, defaultValue=2048))
+        add_recipe_parameters(self, "5,12")
+        # Optional: QGIS 3.22 rejects a missing CRS instead of taking its default.
+        self.addParameter(QgsProcessingParameterCrs("CRS", "Coordinate reference system (default UTM 49N)",
+                                                    defaultValue="EPSG:32649", optional=True))
+        self.addParameter(QgsProcessingParameterPoint("ORIGIN", "Top-left corner (default 300000, 4100000)",
+                                                      optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Simulated interferogram"))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_TRUTH", "Truth polygons",
+                                                            type=QgsProcessing.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_COHERENCE", "Coherence", optional=True,
+                                                                  createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_DEFORMATION", "True mining LOS displacement (mm)", optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("BASINS_WRITTEN", "Mining basins"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        recipe = recipe_from(self, parameters, context, self.parameterAsInt(parameters, "HEIGHT", context),
+                             self.parameterAsInt(parameters, "WIDTH", context))
+        gacos, dem = auxiliary_paths(self, parameters, context)
+        crs = self.parameterAsCrs(parameters, "CRS", context)
+        if not crs.isValid() and not parameters.get("CRS"):
+            crs = QgsCoordinateReferenceSystem("EPSG:32649")
+        if not crs.isValid() or crs.isGeographic():
+            raise QgsProcessingException(f"CRS {crs.authid() or '?'}: choose a projected CRS in metres, "
+                                         "the simulation's pixel size is in metres.")
+        epsg = int(crs.postgisSrid())
+        origin = (300_000.0, 4_100_000.0)
+        if parameters.get("ORIGIN"):
+            point = self.parameterAsPoint(parameters, "ORIGIN", context, crs)
+            origin = (point.x(), point.y())
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        coherence = self.parameterAsOutputLayer(parameters, "OUTPUT_COHERENCE", context) or None
+        deformation = self.parameterAsOutputLayer(parameters, "OUTPUT_DEFORMATION", context) or None
+        with user_errors():
+            _, truth, _, _ = simulate_scene(
+                output, recipe, self.parameterAsInt(parameters, "SEED", context), origin=origin, epsg=epsg,
+                gacos_paths=gacos, dem_path=dem, coherence_path=coherence, deformation_path=deformation,
+                progress=progress_for(feedback).span(0.0, 0.95),
+            )
+        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_TRUTH", context, truth_fields(),
+                                             QgsWkbTypes.MultiPolygon, QgsCoordinateReferenceSystem(f"EPSG:{epsg}"))
+        if sink is None:
+            raise QgsProcessingException("OUTPUT_TRUTH: cannot create the truth layer.")
+        for item in truth:
+            feature = QgsFeature(truth_fields())
+            geometry = QgsGeometry()
+            geometry.fromWkb(item.geometry.wkb)
+            geometry.convertToMultiType()
+            feature.setGeometry(geometry)
+            feature.setAttributes([item.identifier, item.label, item.kind, float(item.depth_mm),
+                                   float(item.geometry.area)])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        mining = sum(1 for item in truth if item.label == "mining")
+        feedback.pushInfo(f"{mining} mining basins and {len(truth) - mining} non-mining signals.")
+        self._style_on_load(context, output, coherence, sink_id)
+        result = {"OUTPUT": output, "OUTPUT_TRUTH": sink_id, "BASINS_WRITTEN": mining}
+        if coherence:
+            result["OUTPUT_COHERENCE"] = coherence
+        if deformation:
+            result["OUTPUT_DEFORMATION"] = deformation
+        return result
+
+    @staticmethod
+    def _style_on_load(context, output, coherence, truth_id):
+        from ..ui.styles import style_coherence, style_truth_polygons, style_wrapped_phase
+
+        for layer_id, style, name in ((output, style_wrapped_phase, "simulated interferogram"),
+                                      (coherence, style_coherence, "simulated coherence"),
+                                      (truth_id, style_truth_polygons, "simulation truth")):
+            if layer_id and context.willLoadLayerOnCompletion(layer_id):
+                styler = _Styler(style, name)
+                _STYLERS[layer_id] = styler
+                context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(styler)
