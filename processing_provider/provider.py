@@ -6,7 +6,13 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR
+from .deformation_hotspots import DeformationHotspotsAlgorithm
+from .estimate_coherence import EstimateCoherenceAlgorithm
+from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
+from .multilook import MultilookAlgorithm
+from .phase_residues import PhaseResiduesAlgorithm
+from .render_interferogram import RenderInterferogramAlgorithm
 
 
 def plugin_version() -> str:
@@ -32,7 +38,15 @@ class MineSARProvider(QgsProcessingProvider):
         return ICON_PATH
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (ImportInterferogramAlgorithm(),):
+        for algorithm in (
+            ImportInterferogramAlgorithm(),
+            GoldsteinFilterAlgorithm(),
+            MultilookAlgorithm(),
+            EstimateCoherenceAlgorithm(),
+            PhaseResiduesAlgorithm(),
+            RenderInterferogramAlgorithm(),
+            DeformationHotspotsAlgorithm(),
+        ):
             self.addAlgorithm(algorithm)
 
     # Every raster MineSAR writes is a GeoTIFF: it carries the metadata the next step reads.
