@@ -7,7 +7,13 @@ from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR
 from .build_dataset import BuildDatasetAlgorithm
+from .deformation_hotspots import DeformationHotspotsAlgorithm
+from .estimate_coherence import EstimateCoherenceAlgorithm
+from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
+from .multilook import MultilookAlgorithm
+from .phase_residues import PhaseResiduesAlgorithm
+from .render_interferogram import RenderInterferogramAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
 
@@ -37,9 +43,15 @@ class MineSARProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in (
             ImportInterferogramAlgorithm(),
+            GoldsteinFilterAlgorithm(),
+            MultilookAlgorithm(),
+            EstimateCoherenceAlgorithm(),
+            PhaseResiduesAlgorithm(),
+            RenderInterferogramAlgorithm(),
             SimulateInterferogramsAlgorithm(),
             SimulateSceneAlgorithm(),
             BuildDatasetAlgorithm(),
+            DeformationHotspotsAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 

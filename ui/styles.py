@@ -122,4 +122,43 @@ def style_truth_polygons(layer) -> None:
                                              "outline_style": line_style})
         categories.append(QgsRendererCategory(value, symbol, label))
     layer.setRenderer(QgsCategorizedSymbolRenderer("label", categories))
+
+def _paletted(layer: QgsRasterLayer, classes) -> None:
+    """Categorized style: ``classes`` = [(value, colour, label)]."""
+    from qgis.core import QgsPalettedRasterRenderer
+
+    renderer = QgsPalettedRasterRenderer(
+        layer.dataProvider(), 1, [QgsPalettedRasterRenderer.Class(float(v), QColor(c), label) for v, c, label in classes]
+    )
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def style_residues(layer: QgsRasterLayer) -> None:
+    """Positive residues red, negative blue; residue-free loops left out (transparent)."""
+    _paletted(layer, [(1, "#d7191c", "+1 residue"), (-1, "#2c7bb6", "-1 residue")])
+
+
+# ArcGIS's hot-spot colours: reds for hot, blues for cold, pale for weaker confidence.
+HOTSPOT_COLOURS = {3: "#d62f27", 2: "#ed7551", 1: "#fab984", 0: "#f7f7f2", -1: "#c0ccbe", -2: "#849eba", -3: "#4575b5"}
+
+
+def style_hotspot_classes(layer: QgsRasterLayer) -> None:
+    from ..core.hotspots import CLASS_LABELS
+
+    _paletted(layer, [(level, HOTSPOT_COLOURS[level], CLASS_LABELS[level]) for level in sorted(CLASS_LABELS, reverse=True)])
+
+
+def style_z_scores(layer: QgsRasterLayer) -> None:
+    style_diverging(layer, -3.0, 3.0, "z")
+
+
+def style_p_values(layer: QgsRasterLayer) -> None:
+    renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
+    enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(1))
+    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    enhancement.setMinimumValue(0.0)
+    enhancement.setMaximumValue(0.1)  # everything above the 90 % level is plain white
+    renderer.setContrastEnhancement(enhancement)
+    layer.setRenderer(renderer)
     layer.triggerRepaint()
