@@ -7,6 +7,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR
 from .import_interferogram import ImportInterferogramAlgorithm
+from .sbas_inversion import SbasInversionAlgorithm
 
 
 def plugin_version() -> str:
@@ -32,7 +33,7 @@ class MineSARProvider(QgsProcessingProvider):
         return ICON_PATH
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (ImportInterferogramAlgorithm(),):
+        for algorithm in (ImportInterferogramAlgorithm(), SbasInversionAlgorithm()):
             self.addAlgorithm(algorithm)
 
     # Every raster MineSAR writes is a GeoTIFF: it carries the metadata the next step reads.
