@@ -7,7 +7,9 @@ from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR
 from .import_interferogram import ImportInterferogramAlgorithm
+from .mine_activity import MineActivityAlgorithm
 from .sbas_inversion import SbasInversionAlgorithm
+from .surface_activity import SurfaceActivityAlgorithm
 
 
 def plugin_version() -> str:
@@ -33,7 +35,12 @@ class MineSARProvider(QgsProcessingProvider):
         return ICON_PATH
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (ImportInterferogramAlgorithm(), SbasInversionAlgorithm()):
+        for algorithm in (
+            ImportInterferogramAlgorithm(),
+            SbasInversionAlgorithm(),
+            SurfaceActivityAlgorithm(),
+            MineActivityAlgorithm(),
+        ):
             self.addAlgorithm(algorithm)
 
     # Every raster MineSAR writes is a GeoTIFF: it carries the metadata the next step reads.
