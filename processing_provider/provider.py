@@ -11,11 +11,14 @@ from .deformation_hotspots import DeformationHotspotsAlgorithm
 from .estimate_coherence import EstimateCoherenceAlgorithm
 from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
+from .mine_activity import MineActivityAlgorithm
 from .multilook import MultilookAlgorithm
 from .phase_residues import PhaseResiduesAlgorithm
 from .render_interferogram import RenderInterferogramAlgorithm
+from .sbas_inversion import SbasInversionAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
+from .surface_activity import SurfaceActivityAlgorithm
 
 
 def plugin_version() -> str:
@@ -52,6 +55,9 @@ class MineSARProvider(QgsProcessingProvider):
             SimulateSceneAlgorithm(),
             BuildDatasetAlgorithm(),
             DeformationHotspotsAlgorithm(),
+            SbasInversionAlgorithm(),
+            SurfaceActivityAlgorithm(),
+            MineActivityAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 

@@ -161,4 +161,35 @@ def style_p_values(layer: QgsRasterLayer) -> None:
     enhancement.setMaximumValue(0.1)  # everything above the 90 % level is plain white
     renderer.setContrastEnhancement(enhancement)
     layer.setRenderer(renderer)
+
+def style_deformation(layer: QgsRasterLayer, unit: str = "mm") -> None:
+    """Diverging ramp centred on 0 (blue = negative = subsidence), symmetric over band 1's range."""
+    stats = layer.dataProvider().bandStatistics(1)
+    half = max(abs(stats.minimumValue), abs(stats.maximumValue))
+    if not math.isfinite(half) or half == 0:
+        half = 1.0
+    style_diverging(layer, -half, half, unit)
+
+
+def style_activity_days(layer: QgsRasterLayer) -> None:
+    """Graduated ramp of cumulative active days (0 transparent-ish low end, red = long)."""
+    stats = layer.dataProvider().bandStatistics(1)
+    high = stats.maximumValue if math.isfinite(stats.maximumValue) and stats.maximumValue > 0 else 1.0
+    values = np.linspace(0.0, high, 6)
+    colours = [QColor(c) for c in ("#f7f7f7", "#2c7bb6", "#00a6ca", "#f9d057", "#f29e2e", "#d7191c")]
+    _pseudocolor(layer, values, colours, "days")
+    layer.triggerRepaint()
+
+
+def style_categories(layer, field: str, colours) -> None:
+    """Categorized vector renderer: ``colours`` maps each class value to a colour name."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsRendererCategory, QgsSymbol
+
+    categories = []
+    for value, colour in colours.items():
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(QColor(colour))
+        symbol.setOpacity(0.8)
+        categories.append(QgsRendererCategory(value, symbol, str(value)))
+    layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
     layer.triggerRepaint()

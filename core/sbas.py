@@ -1,0 +1,726 @@
+"""SBAS inversion of a stack of unwrapped interferograms (seed 003 §2.2.4; Berardino et al. 2002).
+
+The maths follows MintPy's conventions so that the two agree numerically (compared, not copied):
+
+- unknowns are interval velocities between consecutive epochs (radians per year); a pair's
+  phase is the sum of the velocities it spans times their lengths (``design_matrix``);
+- the per-pixel solution is the minimum-norm least-squares one (SVD pseudo-inverse), so a
+  network split into several components still gets a solution, the velocity of an interval
+  that no pair spans being zero; such pixels are counted and flagged, never silently zeroed;
+- optional weights are the inverse phase variance of distributed scatterers for a coherence
+  and a number of looks (Tough et al. 1995, eq. 66), like MintPy's default ``var`` weighting;
+- phase → range change: d = −λ/(4π)·φ, so negative = away from the satellite (subsidence);
+- velocity is the least-squares line through the cumulative series, its standard deviation
+  from the residuals of that fit; temporal coherence |mean(exp(i·residual))| over valid pairs.
+
+Unlike MintPy, a phase of exactly 0 is a valid observation: NaN alone marks missing data.
+
+Pixels are solved in batches: all pixels of a block that share the same set of valid pairs
+share one design matrix, whose pseudo-inverse (or row-space basis, when weighted) is computed
+once and cached across blocks. A weighted batch forms every pixel's normal matrix with one
+matrix product (weights × outer products of the design rows) and solves them together.
+"""
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import MineSARError
+
+DAYS_PER_YEAR = 365.25
+# MintPy caps the looks at 80 because the phase PDF is numerically flat beyond; so do we.
+MAX_LOOKS = 80
+# Coherence below this is treated as this when weighting (MintPy uses the same floor, 0.05).
+MIN_WEIGHT_COHERENCE = 0.05
+
+
+@dataclass(frozen=True)
+class Pair:
+    date1: date
+    date2: date
+    bperp_m: Optional[float] = None
+    name: str = ""
+
+    @property
+    def days(self) -> int:
+        return (self.date2 - self.date1).days
+
+
+@dataclass
+class Network:
+    """Epochs and pairs of an SBAS stack; pairs index into ``dates``."""
+
+    dates: List[date]
+    pairs: List[Tuple[int, int]]
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[Pair]) -> "Network":
+        dates = sorted({p.date1 for p in pairs} | {p.date2 for p in pairs})
+        index = {d: i for i, d in enumerate(dates)}
+        return cls(dates, [(index[p.date1], index[p.date2]) for p in pairs])
+
+    @property
+    def years(self) -> np.ndarray:
+        return np.array([(d - self.dates[0]).days for d in self.dates], dtype=np.float64) / DAYS_PER_YEAR
+
+    def design_matrix(self) -> np.ndarray:
+        """(pairs, epochs − 1): row k holds the interval lengths (years) that pair k spans."""
+        intervals = np.diff(self.years)
+        matrix = np.zeros((len(self.pairs), len(self.dates) - 1))
+        for k, (i, j) in enumerate(self.pairs):
+            matrix[k, i:j] = intervals[i:j]
+        return matrix
+
+    def components(self, pair_mask: Optional[Sequence[bool]] = None) -> List[List[int]]:
+        """Connected groups of epochs (indices) linked by the (selected) pairs."""
+        parent = list(range(len(self.dates)))
+
+        def root(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for k, (i, j) in enumerate(self.pairs):
+            if pair_mask is None or pair_mask[k]:
+                parent[root(i)] = root(j)
+        groups: Dict[int, List[int]] = {}
+        for i in range(len(self.dates)):
+            groups.setdefault(root(i), []).append(i)
+        return sorted(groups.values())
+
+
+def perpendicular_baseline(baseline_tcn_m, look_deg: float) -> float:
+    """Perpendicular baseline (m) of a TCN baseline for a look angle (deg), as GAMMA's base_perp."""
+    _, cross, normal = baseline_tcn_m
+    theta = math.radians(look_deg)
+    return cross * math.cos(theta) + normal * math.sin(theta)
+
+
+def select_pairs(
+    pairs: Sequence[Pair], max_days: Optional[float] = None, max_bperp_m: Optional[float] = None
+) -> List[int]:
+    """Indices of the pairs within the temporal (days) and perpendicular (m) baseline thresholds."""
+    if max_bperp_m:
+        missing = [p.name or f"{p.date1}_{p.date2}" for p in pairs if p.bperp_m is None]
+        if missing:
+            raise MineSARError(
+                f"The perpendicular-baseline threshold cannot be applied: no baseline in the metadata of "
+                f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}. Leave it at 0 or import "
+                "the interferograms with their GAMMA base.par / HyP3 metadata."
+            )
+    kept = [
+        k for k, p in enumerate(pairs)
+        if (not max_days or p.days <= max_days) and (not max_bperp_m or abs(p.bperp_m) <= max_bperp_m)
+    ]
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
+# Coherence → weight
+# --------------------------------------------------------------------------------------------
+_VARIANCE_TABLES: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _phase_variance_table(looks: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Phase variance (rad²) on a fine coherence grid for distributed scatterers with ``looks``."""
+    if looks in _VARIANCE_TABLES:
+        return _VARIANCE_TABLES[looks]
+    from scipy.special import gammaln, hyp2f1
+
+    coherence = np.linspace(0.0, 0.9995, 2000)
+    phi = np.linspace(-math.pi, math.pi, 2001)
+    beta = coherence[None, :] * np.cos(phi)[:, None]
+    one_minus = 1.0 - coherence[None, :] ** 2
+    # Tough et al. (1995) eq. 66 / Hanssen (2001) eq. 4.2.23, in logs where the factors overflow.
+    first = np.exp(
+        gammaln(looks + 0.5) - gammaln(looks) - 0.5 * math.log(math.pi) + looks * np.log(one_minus)
+        - (looks + 0.5) * np.log1p(-beta ** 2)
+    ) * beta / 2.0
+    second = np.exp(looks * np.log(one_minus)) / (2 * math.pi) * hyp2f1(looks, 1.0, 0.5, beta ** 2)
+    pdf = first + second
+    pdf /= np.trapz(pdf, phi, axis=0)[None, :]
+    variance = np.trapz(phi[:, None] ** 2 * pdf, phi, axis=0)
+    _VARIANCE_TABLES[looks] = (coherence, variance)
+    return coherence, variance
+
+
+def coherence_to_weight(coherence: np.ndarray, looks: float) -> np.ndarray:
+    """Inverse phase variance (1/rad²); NaN coherence gets the weight of the floor coherence."""
+    grid, variance = _phase_variance_table(int(min(max(round(looks), 1), MAX_LOOKS)))
+    values = np.where(np.isfinite(coherence), coherence, MIN_WEIGHT_COHERENCE)
+    values = np.clip(values, MIN_WEIGHT_COHERENCE, grid[-1])
+    return 1.0 / np.interp(values, grid, variance)
+
+
+# --------------------------------------------------------------------------------------------
+# Block inversion
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Pattern:
+    rows: np.ndarray          # indices of the valid pairs
+    pinv: np.ndarray          # (epochs−1, valid pairs) minimum-norm pseudo-inverse
+    basis: np.ndarray         # (epochs−1, rank) orthonormal row-space basis
+    reduced: np.ndarray       # (valid pairs, rank) design expressed in that basis
+    rank: int
+
+
+class PatternCache:
+    """Design-matrix factorisations per valid-pair pattern, reused across blocks."""
+
+    def __init__(self, network: Network, limit: int = 4096):
+        self.design = network.design_matrix()
+        self.intervals = np.diff(network.years)
+        self.limit = limit
+        self._items: Dict[bytes, _Pattern] = {}
+
+    def get(self, key: bytes, valid_row: np.ndarray) -> _Pattern:
+        item = self._items.get(key)
+        if item is None:
+            rows = np.flatnonzero(valid_row)
+            sub = self.design[rows]
+            u, s, vt = np.linalg.svd(sub, full_matrices=False)
+            tolerance = s.max(initial=0.0) * max(sub.shape) * np.finfo(float).eps
+            rank = int(np.sum(s > tolerance))
+            pinv = (vt[:rank].T / s[:rank]) @ u[:, :rank].T
+            item = _Pattern(rows, pinv, vt[:rank].T.copy(), u[:, :rank] * s[:rank], rank)
+            if len(self._items) >= self.limit:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = item
+        return item
+
+
+class _NumpyBackend:
+    name = "cpu (numpy)"
+
+    def put(self, array):
+        return array
+
+    def get(self, array):
+        return array
+
+    def index(self, indices):
+        return indices
+
+    def solve(self, matrices, rhs):
+        return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+
+
+class _TorchBackend:
+    def __init__(self, device):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.name = f"torch {self.device}"
+
+    def put(self, array):
+        return self.torch.as_tensor(np.ascontiguousarray(array), dtype=self.torch.float64, device=self.device)
+
+    def get(self, tensor):
+        return tensor.detach().cpu().numpy()
+
+    def index(self, indices):
+        return self.torch.as_tensor(indices, dtype=self.torch.long, device=self.device)
+
+    def solve(self, matrices, rhs):
+        return self.torch.linalg.solve(matrices, rhs[..., None])[..., 0]
+
+
+def make_backend(device: str = "cpu"):
+    """``cpu`` → numpy; ``auto`` → CUDA through torch when available, else numpy; ``cuda[:N]``
+    or ``torch`` (torch on the CPU, for testing the GPU code path without a GPU)."""
+    name = (device or "cpu").strip().lower()
+    if name == "cpu":
+        return _NumpyBackend()
+    if name == "torch":
+        return _TorchBackend("cpu")
+    try:
+        import torch
+    except ImportError:
+        if name == "auto":
+            return _NumpyBackend()
+        raise MineSARError(f"Device '{device}' needs PyTorch, which is not installed; use cpu.")
+    if name == "auto":
+        return _TorchBackend("cuda:0") if torch.cuda.is_available() else _NumpyBackend()
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MineSARError(f"Device '{device}' requested but PyTorch sees no CUDA GPU; use auto or cpu.")
+        return _TorchBackend(name)
+    raise MineSARError(f"Unknown device '{device}': use auto, cpu or cuda.")
+
+
+@dataclass
+class BlockResult:
+    displacement: np.ndarray        # (epochs, pixels) radians of phase, cumulative, NaN = unsolved
+    temporal_coherence: np.ndarray  # (pixels,)
+    components: np.ndarray          # (pixels,) connected components of the pixel's own network (0 = none)
+
+
+def invert_block(
+    phase: np.ndarray,
+    cache: PatternCache,
+    weights: Optional[np.ndarray] = None,
+    backend=None,
+    pixel_chunk: int = 4096,
+) -> BlockResult:
+    """Invert (pairs, pixels) phase (NaN = missing) into cumulative phase per epoch.
+
+    ``weights`` (pairs, pixels) turns on weighted least squares (inverse variances).
+    """
+    backend = backend or _NumpyBackend()
+    n_pairs, n_pixels = phase.shape
+    n_intervals = cache.design.shape[1]
+    valid = np.isfinite(phase)
+    if weights is not None:
+        valid &= np.isfinite(weights) & (weights > 0)
+    velocity = np.full((n_intervals, n_pixels), np.nan)
+    components = np.zeros(n_pixels, dtype=np.int32)
+
+    packed = np.packbits(valid, axis=0)  # (ceil(pairs/8), pixels): one key per pixel
+    keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
+    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+
+    observed = backend.put(np.where(valid, phase, 0.0))
+    weights_dev = backend.put(np.where(valid, weights, 0.0)) if weights is not None else None
+    for g in range(len(unique)):
+        pixels = order[bounds[g]:bounds[g + 1]]
+        valid_row = valid[:, first[g]]
+        if not valid_row.any():
+            continue
+        pattern = cache.get(unique[g].tobytes(), valid_row)
+        components[pixels] = n_intervals + 1 - pattern.rank
+        rows = backend.index(pattern.rows)
+        for start in range(0, len(pixels), pixel_chunk):
+            chunk = pixels[start:start + pixel_chunk]
+            y = observed[rows][:, backend.index(chunk)]
+            if weights is None:
+                solution = backend.put(pattern.pinv) @ y
+            else:
+                solution = _weighted_solve(backend, pattern, y, weights_dev[rows][:, backend.index(chunk)])
+            velocity[:, chunk] = backend.get(solution)
+
+    steps = velocity * cache.intervals[:, None]
+    displacement = np.vstack([np.where(np.isnan(steps[:1]), np.nan, 0.0), np.cumsum(steps, axis=0)])
+
+    predicted = cache.design @ np.nan_to_num(velocity)
+    residual = np.where(valid, phase - predicted, 0.0)
+    count = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coherence = np.hypot(np.where(valid, np.cos(residual), 0).sum(0), np.where(valid, np.sin(residual), 0).sum(0)) / count
+    coherence[count == 0] = np.nan
+    return BlockResult(displacement, coherence, components)
+
+
+def _weighted_solve(backend, pattern: _Pattern, y, w):
+    """Minimum-norm weighted least squares for pixels sharing one valid-pair pattern.
+
+    The solution is sought in the row space of the pattern's design (where any minimum-norm
+    solution lies, whatever the positive weights), where the reduced design has full rank and
+    the normal equations are regular.
+    """
+    reduced = pattern.reduced
+    rank = pattern.rank
+    upper_i, upper_j = np.triu_indices(rank)
+    outer = backend.put(reduced[:, upper_i] * reduced[:, upper_j])       # (pairs, r(r+1)/2)
+    flat = w.T @ outer                                                       # (pixels, r(r+1)/2)
+    n_pix = flat.shape[0]
+    if isinstance(flat, np.ndarray):
+        normal = np.empty((n_pix, rank, rank))
+    else:
+        normal = backend.torch.empty((n_pix, rank, rank), dtype=flat.dtype, device=flat.device)
+    normal[:, upper_i, upper_j] = flat
+    normal[:, upper_j, upper_i] = flat
+    rhs = (backend.put(reduced).T @ (w * y)).T                               # (pixels, r)
+    z = backend.solve(normal, rhs)                                           # (pixels, r)
+    return backend.put(pattern.basis) @ z.T
+
+
+# --------------------------------------------------------------------------------------------
+# Whole stack: readers → blocks → writers
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SbasOutputs:
+    timeseries: str
+    velocity: str
+    coherence: str
+
+
+@dataclass
+class SbasReport:
+    dates: List[date]
+    pairs_used: List[str]
+    pairs_dropped: List[str]
+    network_components: int
+    reference_pixel: Tuple[int, int]
+    reference_xy: Tuple[float, float]
+    reference_chosen: str
+    wavelength_m: float
+    vertical: bool
+    disconnected_pixels: int
+    solved_pixels: int
+    backend: str
+    seconds: float
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def pixels_per_second(self) -> float:
+        return self.solved_pixels / self.seconds if self.seconds > 0 else float("nan")
+
+
+# Working bytes per pixel and pair in a block: float32 read, float64 phase, weights and masks.
+_BYTES_PER_PAIR = 4 + 8 + 8 + 8 + 1
+DEFAULT_SBAS_BLOCK_BYTES = 128 * 1024 * 1024
+
+
+def _same_grid(first, other) -> Optional[str]:
+    if (first.width, first.height) != (other.width, other.height):
+        return f"{other.width} × {other.height} px instead of {first.width} × {first.height}"
+    if first.geotransform and other.geotransform and not np.allclose(
+        first.geotransform, other.geotransform, rtol=0, atol=1e-9 * max(1.0, abs(first.geotransform[1]))
+    ):
+        return f"geotransform {other.geotransform} differs from {first.geotransform}"
+    if first.crs_wkt and other.crs_wkt:
+        from osgeo import osr
+
+        a, b = osr.SpatialReference(), osr.SpatialReference()
+        a.ImportFromWkt(first.crs_wkt)
+        b.ImportFromWkt(other.crs_wkt)
+        if not a.IsSame(b):
+            return "coordinate reference system differs"
+    return None
+
+
+def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = None, look_deg: Optional[float] = None):
+    """Open unwrapped interferograms (and matching coherence) and check that they form a stack.
+
+    Returns (sources, coherence_sources or None, pairs, signs): a pair given late→early has its
+    phase negated so that every pair runs forward in time.
+    """
+    from .io.interferogram import open_interferogram
+
+    if len(paths) < 1:
+        raise MineSARError("No interferograms given.")
+    if coherence_paths and len(coherence_paths) != len(paths):
+        raise MineSARError(
+            f"COHERENCE: {len(coherence_paths)} coherence rasters for {len(paths)} interferograms; "
+            "give one per interferogram, in the same order."
+        )
+    sources, coherences, pairs, signs = [], [], [], []
+    try:
+        for path in paths:
+            source = open_interferogram(path, kind="unwrapped")
+            sources.append(source)
+            meta = source.metadata
+            if meta.date1 is None or meta.date2 is None:
+                raise MineSARError(
+                    f"{path}: no acquisition dates (name it YYYYMMDD-YYYYMMDD… or import it with its metadata)."
+                )
+            if meta.date1 == meta.date2:
+                raise MineSARError(f"{path}: both acquisitions are on {meta.date1}.")
+            problem = _same_grid(sources[0], source)
+            if problem:
+                raise MineSARError(f"{path}: not on the grid of {paths[0]}: {problem}.")
+            bperp = None
+            if meta.baseline_tcn_m:
+                bperp = perpendicular_baseline(meta.baseline_tcn_m, look_deg or meta.incidence_deg or 37.0)
+            early, late = sorted((meta.date1, meta.date2))
+            signs.append(1.0 if meta.date1 < meta.date2 else -1.0)
+            pairs.append(Pair(early, late, bperp, name=path))
+        seen = {}
+        for path, pair in zip(paths, pairs):
+            key = (pair.date1, pair.date2)
+            if key in seen:
+                raise MineSARError(f"{path}: same pair {pair.date1}–{pair.date2} as {seen[key]}.")
+            seen[key] = path
+        for path, coherence_path, pair in zip(paths, coherence_paths or [], pairs):
+            source = open_interferogram(coherence_path, kind="coherence")
+            coherences.append(source)
+            problem = _same_grid(sources[0], source)
+            if problem:
+                raise MineSARError(f"{coherence_path}: not on the grid of {paths[0]}: {problem}.")
+            meta = source.metadata
+            if meta.date1 and meta.date2 and sorted((meta.date1, meta.date2)) != [pair.date1, pair.date2]:
+                raise MineSARError(
+                    f"{coherence_path}: dates {meta.date1}–{meta.date2} do not match the interferogram "
+                    f"{path} ({pair.date1}–{pair.date2}); the coherence list must follow the same order."
+                )
+    except Exception:
+        for source in sources + coherences:
+            source.close()
+        raise
+    return sources, (coherences or None), pairs, signs
+
+
+def _pixel_of(geotransform, x: float, y: float) -> Tuple[int, int]:
+    from osgeo import gdal
+
+    inverse = gdal.InvGeoTransform(list(geotransform))
+    col, row = gdal.ApplyGeoTransform(inverse, x, y)
+    return int(math.floor(row)), int(math.floor(col))
+
+
+def _pixel_centre(geotransform, row: int, col: int) -> Tuple[float, float]:
+    g = geotransform
+    return (g[0] + (col + 0.5) * g[1] + (row + 0.5) * g[2], g[3] + (col + 0.5) * g[4] + (row + 0.5) * g[5])
+
+
+def choose_reference(sources, coherences, windows, progress) -> Tuple[int, int]:
+    """A pixel valid in every pair: the highest mean coherence, else the one nearest the centre."""
+    best_score, best = -np.inf, None
+    height, width = sources[0].height, sources[0].width
+    windows = list(windows)
+    for b, window in enumerate(windows):
+        valid = np.ones((window.height, window.width), dtype=bool)
+        for source in sources:
+            valid &= np.isfinite(source.read(window))
+        if coherences:
+            score = np.zeros(valid.shape)
+            for source in coherences:
+                score += np.nan_to_num(source.read(window), nan=0.0)
+            score /= len(coherences)
+        else:
+            rows, cols = np.mgrid[window.row:window.row + window.height, 0:window.width]
+            score = -np.hypot(rows - height / 2.0, cols - width / 2.0)
+        score = np.where(valid, score, -np.inf)
+        index = int(np.argmax(score))
+        if score.flat[index] > best_score:
+            best_score = score.flat[index]
+            best = (window.row + index // window.width, window.col + index % window.width)
+        progress.update((b + 1) / len(windows))
+    if best is None or not np.isfinite(best_score):
+        raise MineSARError(
+            "No pixel is valid in every interferogram, so none can be the reference: give REFERENCE, "
+            "or drop the interferograms that are empty where the others have data."
+        )
+    return best
+
+
+class IncidenceRaster:
+    """Incidence angle (degrees) per pixel from a raster on the stack's grid."""
+
+    def __init__(self, path: str, grid_source):
+        from .io.rasters import describe, open_raster
+
+        self.path = path
+        self.dataset = open_raster(path)
+        info = describe(self.dataset)
+        if (info.width, info.height) != (grid_source.width, grid_source.height):
+            raise MineSARError(
+                f"{path}: incidence raster is {info.width} × {info.height} px, the interferograms "
+                f"{grid_source.width} × {grid_source.height} px."
+            )
+        self.nodata = info.nodata[0]
+
+    def read_block(self, window) -> np.ndarray:
+        from .io.rasters import read_window
+
+        values = read_window(self.dataset, window).astype(np.float64)
+        if self.nodata is not None:
+            values[values == self.nodata] = np.nan
+        if np.nanmax(np.abs(values), initial=0.0) <= math.pi / 2 + 1e-6 and np.nanmax(values, initial=0) > 0:
+            values = np.degrees(values)  # GAMMA/ISCE store radians; a plausible incidence in radians is < π/2
+        return values
+
+
+def run_sbas(
+    paths: Sequence[str],
+    outputs: SbasOutputs,
+    coherence_paths: Optional[Sequence[str]] = None,
+    max_days: Optional[float] = None,
+    max_bperp_m: Optional[float] = None,
+    reference_xy: Optional[Tuple[float, float]] = None,
+    wavelength_m: Optional[float] = None,
+    incidence=None,
+    weighting: str = "none",
+    looks: float = 20,
+    device: str = "cpu",
+    points=None,
+    points_min_coherence: float = 0.7,
+    block_bytes: int = DEFAULT_SBAS_BLOCK_BYTES,
+    progress=None,
+) -> SbasReport:
+    """Invert a stack of unwrapped interferograms and write time series, velocity, coherence.
+
+    ``incidence``: None (line of sight), an angle in degrees, or the path of a raster of angles.
+    ``points``: a callable receiving per-block dicts of point records (see ``_point_records``).
+    """
+    import time
+
+    from .io.rasters import AtomicGeoTiff, rows_per_strip, strip_windows
+    from .progress import SILENT
+
+    progress = progress or SILENT
+    if weighting not in ("none", "coherence"):
+        raise MineSARError(f"Unknown weighting '{weighting}': use none or coherence.")
+    if weighting == "coherence" and not coherence_paths:
+        raise MineSARError("WEIGHTING=coherence needs the COHERENCE rasters, one per interferogram.")
+    look_deg = incidence if isinstance(incidence, (int, float)) else None
+    sources, coherences, all_pairs, signs = open_stack(paths, coherence_paths, look_deg)
+    notes = []
+    try:
+        kept = select_pairs(all_pairs, max_days, max_bperp_m)
+        dropped = [all_pairs[k].name for k in range(len(all_pairs)) if k not in set(kept)]
+        if len(kept) < 1:
+            raise MineSARError("No interferogram is within the baseline thresholds.")
+        pairs = [all_pairs[k] for k in kept]
+        network = Network.from_pairs(pairs)
+        if len(network.dates) < 2:
+            raise MineSARError("Fewer than 2 epochs: an SBAS time series needs at least two dates.")
+        n_components = len(network.components())
+        if n_components > 1:
+            notes.append(
+                f"The network has {n_components} disconnected groups of epochs; they are bridged by the "
+                "minimum-norm velocity solution (zero velocity across an unobserved interval)."
+            )
+        used_sources = [sources[k] for k in kept]
+        used_coherence = [coherences[k] for k in kept] if coherences else None
+        used_signs = np.array([signs[k] for k in kept])
+        grid = sources[0]
+        wavelength = float(wavelength_m) if wavelength_m else grid.metadata.wavelength_m
+        incidence_source = None
+        if isinstance(incidence, str) and incidence:
+            incidence_source = IncidenceRaster(incidence, grid)
+        elif isinstance(incidence, (int, float)) and not 0 <= float(incidence) < 90:
+            raise MineSARError(f"INCIDENCE {incidence}°: an incidence angle lies between 0 and 90 degrees.")
+
+        bytes_per_pixel = len(kept) * _BYTES_PER_PAIR + len(network.dates) * 24
+        rows = rows_per_strip(grid.width, bytes_per_pixel, block_bytes)
+        windows = list(strip_windows(grid.width, grid.height, rows))
+
+        if reference_xy is not None:
+            if not grid.geotransform:
+                raise MineSARError(f"{grid.path}: no georeference, so a map reference point cannot be placed.")
+            ref = _pixel_of(grid.geotransform, *reference_xy)
+            if not (0 <= ref[0] < grid.height and 0 <= ref[1] < grid.width):
+                raise MineSARError(
+                    f"REFERENCE ({reference_xy[0]:.6g}, {reference_xy[1]:.6g}) lies outside the interferograms' grid "
+                    f"({grid.width} × {grid.height} px)."
+                )
+            how = "given"
+            invert_progress = progress.span(0.0, 1.0)
+        else:
+            ref = choose_reference(used_sources, used_coherence, windows, progress.span(0.0, 0.2))
+            how = "chosen automatically (valid in every pair" + (", highest mean coherence)" if used_coherence else ", nearest the centre)")
+            invert_progress = progress.span(0.2, 1.0)
+        from .io.rasters import Window
+
+        ref_window = Window(ref[1], ref[0], 1, 1)
+        ref_phase = np.array([float(s.read(ref_window)[0, 0]) for s in used_sources])
+        bad = [s.path for s, v in zip(used_sources, ref_phase) if not np.isfinite(v)]
+        if bad:
+            raise MineSARError(
+                f"The reference pixel (row {ref[0]}, column {ref[1]}) has no data in {len(bad)} interferogram(s), "
+                f"e.g. {bad[0]}: choose a reference that is valid in every pair."
+            )
+
+        backend = make_backend(device)
+        cache = PatternCache(network)
+        phase_to_mm = -wavelength / (4 * math.pi) * 1000.0
+        band_names = [f"D{d:%Y%m%d}" for d in network.dates]
+        years = network.years
+        t_centred = years - years.mean()
+        sxx = float(np.sum(t_centred ** 2))
+        ref_xy = _pixel_centre(grid.geotransform, *ref) if grid.geotransform else (float(ref[1]), float(ref[0]))
+        tags = {
+            "MINESAR_KIND": "timeseries",
+            "UNITS": "mm",
+            "REFERENCE_ROW": str(ref[0]), "REFERENCE_COL": str(ref[1]),
+            "REFERENCE_X": f"{ref_xy[0]:.10g}", "REFERENCE_Y": f"{ref_xy[1]:.10g}",
+            "WAVELENGTH_M": f"{wavelength:.9g}",
+            "DIRECTION": "vertical" if incidence is not None else "line of sight",
+            "SIGN": "negative = away from the satellite (subsidence)",
+            "DATES": " ".join(f"{d:%Y%m%d}" for d in network.dates),
+            "WEIGHTING": weighting,
+        }
+        common = dict(width=grid.width, height=grid.height, geotransform=grid.geotransform, crs_wkt=grid.crs_wkt)
+        solved = disconnected = 0
+        started = time.perf_counter()
+        with AtomicGeoTiff(outputs.timeseries, bands=len(band_names), band_descriptions=band_names,
+                           metadata=tags, **common) as ts_out, \
+             AtomicGeoTiff(outputs.velocity, metadata={**tags, "MINESAR_KIND": "velocity", "UNITS": "mm/yr"},
+                           band_descriptions=["VELOCITY"], **common) as vel_out, \
+             AtomicGeoTiff(outputs.coherence, bands=2, nodata=math.nan,
+                           metadata={**tags, "MINESAR_KIND": "temporal_coherence", "UNITS": "0-1"},
+                           band_descriptions=["TEMPORAL_COHERENCE", "NETWORK_COMPONENTS"], **common) as coh_out:
+            for b, window in enumerate(windows):
+                phase = np.stack([s.read(window).ravel() for s in used_sources]).astype(np.float64)
+                phase = (phase - ref_phase[:, None]) * used_signs[:, None]
+                weights = None
+                if weighting == "coherence":
+                    coh = np.stack([s.read(window).ravel() for s in used_coherence]).astype(np.float64)
+                    weights = coherence_to_weight(coh, looks)
+                    weights[~np.isfinite(phase)] = np.nan
+                result = invert_block(phase, cache, weights, backend)
+                mm = result.displacement * phase_to_mm
+                if incidence is not None:
+                    angle = (incidence_source.read_block(window) if incidence_source is not None
+                             else np.full(window.height * window.width, float(incidence)))
+                    mm = mm / np.cos(np.radians(angle.ravel()))[None, :]
+                mean = mm.mean(axis=0)
+                velocity = (t_centred[:, None] * (mm - mean)).sum(axis=0) / sxx
+                residual = mm - mean - velocity[None, :] * t_centred[:, None]
+                dof = max(len(years) - 2, 1)
+                v_std = np.sqrt((residual ** 2).sum(axis=0) / dof / sxx) if len(years) > 2 else np.full_like(velocity, np.nan)
+                shape = (window.height, window.width)
+                for band in range(mm.shape[0]):
+                    ts_out.write(mm[band].reshape(shape), window, band=band + 1)
+                vel_out.write(velocity.reshape(shape), window)
+                coh_out.write(result.temporal_coherence.reshape(shape), window, band=1)
+                components = result.components.astype(np.float32)
+                components[components == 0] = np.nan
+                coh_out.write(components.reshape(shape), window, band=2)
+                solved += int(np.isfinite(velocity).sum())
+                disconnected += int((result.components > 1).sum())
+                if points is not None:
+                    points(_point_records(grid, window, mm, velocity, v_std, result.temporal_coherence,
+                                          band_names, points_min_coherence))
+                invert_progress.update((b + 1) / len(windows))
+            seconds = time.perf_counter() - started
+    finally:
+        for source in sources + (coherences or []):
+            source.close()
+    if disconnected:
+        notes.append(
+            f"{disconnected} pixel(s) have a network split by missing data (NETWORK_COMPONENTS > 1 in the "
+            "coherence output): their series jump across the gap with the minimum-norm solution."
+        )
+    if not max_bperp_m and any(p.bperp_m is None for p in all_pairs):
+        notes.append("No perpendicular baselines in the metadata: a Bperp threshold could not be applied.")
+    return SbasReport(
+        dates=network.dates,
+        pairs_used=[p.name for p in pairs],
+        pairs_dropped=dropped,
+        network_components=n_components,
+        reference_pixel=ref,
+        reference_xy=ref_xy,
+        reference_chosen=how,
+        wavelength_m=wavelength,
+        vertical=incidence is not None,
+        disconnected_pixels=disconnected,
+        solved_pixels=solved,
+        backend=backend.name,
+        seconds=seconds,
+        notes=notes,
+    )
+
+
+def _point_records(grid, window, mm, velocity, v_std, coherence, band_names, min_coherence) -> dict:
+    """Arrays of the pixels worth a point (MintPy save_qgis fields), for one block."""
+    keep = np.isfinite(velocity) & (np.nan_to_num(coherence) >= min_coherence)
+    index = np.flatnonzero(keep)
+    rows = window.row + index // window.width
+    cols = window.col + index % window.width
+    g = grid.geotransform or (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    x = g[0] + (cols + 0.5) * g[1] + (rows + 0.5) * g[2]
+    y = g[3] + (cols + 0.5) * g[4] + (rows + 0.5) * g[5]
+    return {
+        "code": rows.astype(np.int64) * grid.width + cols,
+        "x": x, "y": y,
+        "VEL": velocity[index], "V_STDEV": v_std[index], "COHERENCE": coherence[index],
+        "series": {name: mm[k, index] for k, name in enumerate(band_names)},
+    }

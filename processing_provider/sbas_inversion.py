@@ -1,0 +1,214 @@
+"""minesar:sbasinversion: unwrapped interferograms → displacement time series, velocity, coherence."""
+import os
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterPoint,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsCoordinateReferenceSystem,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.sbas import SbasOutputs, run_sbas
+from .base import MineSARAlgorithm, progress_for, user_errors
+
+WEIGHTINGS = ("none", "coherence")
+DEVICES = ("auto", "cpu", "cuda")
+_STYLERS = {}
+
+
+class _DeformationStyler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, name, kind):
+        super().__init__()
+        self.name, self.kind = name, kind
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        from ..ui.styles import style_coherence, style_deformation
+
+        if layer is None or not layer.isValid():
+            return
+        layer.setName(self.name)
+        if self.kind == "coherence":
+            style_coherence(layer)
+        else:
+            style_deformation(layer, "mm/yr" if self.kind == "velocity" else "mm")
+
+
+def _file_paths(algorithm, parameters, name, context):
+    """Paths of a MultipleLayers(TypeFile) parameter (files, or layers of the project)."""
+    return [path for path in algorithm.parameterAsFileList(parameters, name, context) if path]
+
+
+class SbasInversionAlgorithm(MineSARAlgorithm):
+    _name = "sbasinversion"
+    _display_name = "SBAS deformation time series"
+    _group_id = "deformation"
+    _help = (
+        "Inverts a stack of unwrapped interferograms into a cumulative displacement time series with "
+        "the Small BAseline Subset method (Berardino et al. 2002; seed 003 §2.2.4), agreeing with MintPy's "
+        "ifgram_inversion: interval velocities, minimum-norm (SVD) least squares per pixel, NaN "
+        "observations dropped per pixel, optional weights = inverse phase variance from coherence and "
+        "number of looks. A phase of exactly 0 is a valid observation.\n\n"
+        "<b>INPUT</b>: unwrapped interferograms (GAMMA .unw, MineSAR imports, LiCSAR/HyP3 GeoTIFFs) on one "
+        "grid; dates from the names (YYYYMMDD-YYYYMMDD) or metadata. <b>COHERENCE</b>: one raster per "
+        "interferogram, same order. <b>MAX_DAYS</b>/<b>MAX_BPERP</b> (0 = no limit) select the pairs; "
+        "the perpendicular baseline needs baselines in the metadata. <b>REFERENCE</b>: a point valid in "
+        "every pair; empty = the pixel valid in every pair with the highest mean coherence.\n\n"
+        "<b>Outputs</b>: time series (mm, one band per epoch named DYYYYMMDD, first epoch = 0), velocity "
+        "(mm/yr, least-squares line), temporal coherence (band 1) and the number of connected parts of "
+        "each pixel's own network (band 2; > 1 = split by missing data, reported), optional points in "
+        "MintPy's save_qgis layout (CODE, VEL, V_STDEV, COHERENCE, DYYYYMMDD…) for InSAR Explorer. "
+        "Sign as MintPy: d = −λ/(4π)·φ, negative = away from the satellite (subsidence). With INCIDENCE "
+        "(degrees, or a raster) the line-of-sight values are divided by cos(incidence) (vertical)."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterMultipleLayers("INPUT", "Unwrapped interferograms", QgsProcessing.TypeFile))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "COHERENCE", "Coherence rasters (one per interferogram, same order)", QgsProcessing.TypeFile, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MAX_DAYS", "Maximum temporal baseline (days, 0 = all pairs)", QgsProcessingParameterNumber.Double, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MAX_BPERP", "Maximum perpendicular baseline (m, 0 = all pairs)", QgsProcessingParameterNumber.Double, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterPoint("REFERENCE", "Reference point (empty = automatic)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "WAVELENGTH", "Radar wavelength (m, 0 = from metadata, else Sentinel-1)", QgsProcessingParameterNumber.Double, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "INCIDENCE", "Incidence angle for LOS → vertical (degrees, empty = keep line of sight)",
+            QgsProcessingParameterNumber.Double, None, optional=True, minValue=0, maxValue=89.9))
+        self.addParameter(QgsProcessingParameterEnum(
+            "WEIGHTING", "Weighting (none, coherence)", options=list(WEIGHTINGS), defaultValue="none", usesStaticStrings=True))
+        advanced = [
+            QgsProcessingParameterRasterLayer("INCIDENCE_RASTER", "Incidence angle raster (degrees or radians)", optional=True),
+            QgsProcessingParameterNumber("LOOKS", "Number of looks of the coherence (weighting)",
+                                         QgsProcessingParameterNumber.Double, 20, minValue=1),
+            QgsProcessingParameterEnum("DEVICE", "Device (auto, cpu, cuda)", options=list(DEVICES),
+                                       defaultValue="auto", usesStaticStrings=True),
+            QgsProcessingParameterNumber("POINTS_MIN_COHERENCE", "Points: minimum temporal coherence",
+                                         QgsProcessingParameterNumber.Double, 0.7, minValue=0, maxValue=1),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_TIMESERIES", "Displacement time series (mm)"))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_VELOCITY", "Velocity (mm/yr)"))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_COHERENCE", "Temporal coherence"))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "OUTPUT_POINTS", "Points (MintPy save_qgis layout)", QgsProcessing.TypeVectorPoint,
+            optional=True, createByDefault=False))
+        for name, text in (("EPOCHS", "Epochs"), ("PAIRS", "Pairs used"), ("COMPONENTS", "Connected parts of the network"),
+                           ("DISCONNECTED_PIXELS", "Pixels whose own network is split"),
+                           ("PIXELS_PER_SECOND", "Inversion speed (px/s)")):
+            self.addOutput(QgsProcessingOutputNumber(name, text))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        paths = _file_paths(self, parameters, "INPUT", context)
+        coherence = _file_paths(self, parameters, "COHERENCE", context) or None
+        if not paths:
+            raise QgsProcessingException("INPUT: no interferograms given.")
+        outputs = SbasOutputs(
+            self.parameterAsOutputLayer(parameters, "OUTPUT_TIMESERIES", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT_VELOCITY", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT_COHERENCE", context),
+        )
+        for path in (outputs.timeseries, outputs.velocity, outputs.coherence):
+            if os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+                raise QgsProcessingException(f"{path}: MineSAR writes GeoTIFF; use a .tif name.")
+        incidence = None
+        if parameters.get("INCIDENCE") not in (None, ""):
+            incidence = self.parameterAsDouble(parameters, "INCIDENCE", context)
+        incidence_layer = self.parameterAsRasterLayer(parameters, "INCIDENCE_RASTER", context)
+        if incidence_layer is not None:
+            incidence = incidence_layer.source()
+
+        from ..core.io.interferogram import open_interferogram
+
+        with user_errors():
+            with open_interferogram(paths[0], kind="unwrapped") as first:
+                crs = QgsCoordinateReferenceSystem.fromWkt(first.crs_wkt or "")
+        reference = None
+        if parameters.get("REFERENCE") not in (None, ""):
+            point = self.parameterAsPoint(parameters, "REFERENCE", context, crs)
+            reference = (point.x(), point.y())
+
+        # The point layer's fields are the dates, known only after the inversion: records are
+        # collected per block and written then (only pixels above POINTS_MIN_COHERENCE).
+        collected = []
+        with user_errors():
+            report = run_sbas(
+                paths, outputs, coherence_paths=coherence,
+                max_days=self.parameterAsDouble(parameters, "MAX_DAYS", context) or None,
+                max_bperp_m=self.parameterAsDouble(parameters, "MAX_BPERP", context) or None,
+                reference_xy=reference,
+                wavelength_m=self.parameterAsDouble(parameters, "WAVELENGTH", context) or None,
+                incidence=incidence,
+                weighting=self.parameterAsEnumString(parameters, "WEIGHTING", context) or "none",
+                looks=self.parameterAsDouble(parameters, "LOOKS", context),
+                device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
+                points=collected.append if parameters.get("OUTPUT_POINTS") else None,
+                points_min_coherence=self.parameterAsDouble(parameters, "POINTS_MIN_COHERENCE", context),
+                progress=progress_for(feedback),
+            )
+        feedback.pushInfo(
+            f"Network: {len(report.dates)} epochs ({report.dates[0]} … {report.dates[-1]}), "
+            f"{len(report.pairs_used)} pairs used, {len(report.pairs_dropped)} dropped by the thresholds, "
+            f"{report.network_components} connected part(s)."
+        )
+        feedback.pushInfo(
+            f"Reference pixel row {report.reference_pixel[0]}, column {report.reference_pixel[1]} "
+            f"({report.reference_xy[0]:.8g}, {report.reference_xy[1]:.8g}), {report.reference_chosen}; "
+            f"wavelength {report.wavelength_m:.6g} m; {'vertical' if report.vertical else 'line of sight'}; "
+            f"{report.solved_pixels} px solved on {report.backend} at {report.pixels_per_second:.0f} px/s."
+        )
+        for note in report.notes:
+            feedback.pushWarning(note)
+
+        results = {
+            "OUTPUT_TIMESERIES": outputs.timeseries, "OUTPUT_VELOCITY": outputs.velocity,
+            "OUTPUT_COHERENCE": outputs.coherence, "EPOCHS": len(report.dates), "PAIRS": len(report.pairs_used),
+            "COMPONENTS": report.network_components, "DISCONNECTED_PIXELS": report.disconnected_pixels,
+            "PIXELS_PER_SECOND": report.pixels_per_second,
+        }
+        if parameters.get("OUTPUT_POINTS"):
+            names = [f"D{d:%Y%m%d}" for d in report.dates]
+            fields = QgsFields()
+            fields.append(QgsField("CODE", QVariant.String))
+            for name in ("VEL", "V_STDEV", "COHERENCE") + tuple(names):
+                fields.append(QgsField(name, QVariant.Double))
+            sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_POINTS", context, fields, QgsWkbTypes.Point, crs)
+            for block in collected:
+                for k in range(len(block["code"])):
+                    feature = QgsFeature(fields)
+                    feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(block["x"][k]), float(block["y"][k]))))
+                    feature.setAttributes(
+                        [f"{int(block['code'][k]):07d}", float(block["VEL"][k]), float(block["V_STDEV"][k]),
+                         float(block["COHERENCE"][k])] + [float(block["series"][n][k]) for n in names]
+                    )
+                    sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            results["OUTPUT_POINTS"] = sink_id
+
+        for key, kind, name in (("OUTPUT_TIMESERIES", "timeseries", "SBAS time series (mm)"),
+                                ("OUTPUT_VELOCITY", "velocity", "SBAS velocity (mm/yr)"),
+                                ("OUTPUT_COHERENCE", "coherence", "SBAS temporal coherence")):
+            path = results[key]
+            if context.willLoadLayerOnCompletion(path):
+                styler = _DeformationStyler(name, kind)
+                _STYLERS[path] = styler
+                context.layerToLoadOnCompletionDetails(path).setPostProcessor(styler)
+        return results

@@ -1,0 +1,192 @@
+"""minesar:surfaceactivity: detections on sequential interferograms → active days and sites."""
+import os
+from datetime import date
+
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.activity import STRONG_FROM_PERCENT, WEAK_BELOW_PERCENT, Detections, surface_activity
+from ..core.errors import MineSARError
+from ..core.io.products import dates_from_name
+from .base import MineSARAlgorithm, progress_for, user_errors
+
+_STYLERS = {}
+CLASS_COLOURS = {"weak": "#fee08b", "moderate": "#fc8d59", "strong": "#d73027"}
+
+
+class _Styler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        from ..ui.styles import style_activity_days, style_categories
+
+        if layer is None or not layer.isValid():
+            return
+        if self.kind == "raster":
+            layer.setName("Surface activity (days)")
+            style_activity_days(layer)
+        else:
+            layer.setName("Active sites")
+            style_categories(layer, "CLASS", CLASS_COLOURS)
+
+
+def _to_date(value):
+    if value is None:
+        return None
+    if hasattr(value, "toPyDate"):
+        value = value.toPyDate()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip().replace("-", "")
+    if len(text) >= 8 and text[:8].isdigit():
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    return None
+
+
+def layer_detections(layer, target_crs, context):
+    """Detections of one layer: dates from its name, its file name, or date1/date2 fields."""
+    from shapely import wkb
+
+    transform = QgsCoordinateTransform(layer.crs(), target_crs, context.transformContext())
+    source_name = os.path.basename(layer.source().split("|")[0])
+    date1, date2 = dates_from_name(layer.name())
+    if date1 is None:
+        date1, date2 = dates_from_name(source_name)
+    names = [f.name().lower() for f in layer.fields()]
+    by_dates = {}
+    for feature in layer.getFeatures():
+        d1, d2 = date1, date2
+        if "date1" in names and "date2" in names:
+            d1 = _to_date(feature.attribute(names.index("date1"))) or d1
+            d2 = _to_date(feature.attribute(names.index("date2"))) or d2
+        if d1 is None or d2 is None:
+            raise MineSARError(
+                f"{layer.name()} ({source_name}): no interferogram dates — name the layer or file "
+                "YYYYMMDD_YYYYMMDD, or give date1/date2 fields."
+            )
+        geometry = QgsGeometry(feature.geometry())
+        if geometry.isEmpty():
+            continue
+        geometry.transform(transform)
+        by_dates.setdefault((d1, d2), []).append(wkb.loads(bytes(geometry.asWkb())))
+    if not by_dates and date1 is not None:
+        by_dates[(date1, date2)] = []  # an interferogram with no detection still counts as monitored
+    if not by_dates:
+        raise MineSARError(f"{layer.name()}: no features and no dates in the name.")
+    return [Detections(f"{layer.name()} {d1:%Y%m%d}_{d2:%Y%m%d}", d1, d2, geoms) for (d1, d2), geoms in by_dates.items()]
+
+
+class SurfaceActivityAlgorithm(MineSARAlgorithm):
+    _name = "surfaceactivity"
+    _display_name = "Surface activity from sequential detections"
+    _group_id = "deformation"
+    _help = (
+        "Surface activity (seed 001 §IV-D): how long the ground moved, from subsidence detections on "
+        "sequential interferograms (N scenes → N−1 interferograms, no time overlap).\n\n"
+        "<b>INPUT</b>: polygon layers of detections, one per interferogram (dates from the layer name or "
+        "file name YYYYMMDD_YYYYMMDD), or layers with date1/date2 fields. <b>TEMPLATE</b>: a raster whose "
+        "grid the result takes; otherwise <b>EXTENT</b> and <b>PIXEL_SIZE</b> (in the first layer's CRS).\n\n"
+        "<b>OUTPUT_ACTIVITY</b>: per pixel the sum of the time spans (days) of the interferograms in which it "
+        "is detected (pixel centre inside a detection). <b>OUTPUT_SITES</b>: one feature per site k1…kN (the "
+        "merged footprint of overlapping detections) with first/last active date, active days, share of the "
+        "monitored period (days the interferograms cover, gaps excluded), class (weak below "
+        f"{WEAK_BELOW_PERCENT}% as in the paper, strong from STRONG_FROM, default {STRONG_FROM_PERCENT}%), and "
+        "the timeline of interferograms in which it was detected."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterMultipleLayers("INPUT", "Detection layers", QgsProcessing.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterRasterLayer("TEMPLATE", "Template raster (grid of the result)", optional=True))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (without template)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber("PIXEL_SIZE", "Pixel size (without template)",
+                                                       QgsProcessingParameterNumber.Double, 30.0, minValue=0))
+        for parameter in (
+            QgsProcessingParameterNumber("WEAK_BELOW", "Weak below (% of the monitored period)",
+                                         QgsProcessingParameterNumber.Double, WEAK_BELOW_PERCENT, minValue=0, maxValue=100),
+            QgsProcessingParameterNumber("STRONG_FROM", "Strong from (% of the monitored period)",
+                                         QgsProcessingParameterNumber.Double, STRONG_FROM_PERCENT, minValue=0, maxValue=100),
+        ):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ACTIVITY", "Surface activity (days)"))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_SITES", "Active sites", QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("SITES", "Sites"))
+        self.addOutput(QgsProcessingOutputNumber("MONITORED_DAYS", "Monitored days"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        layers = self.parameterAsLayerList(parameters, "INPUT", context)
+        if not layers:
+            raise QgsProcessingException("INPUT: no detection layers given.")
+        template = self.parameterAsRasterLayer(parameters, "TEMPLATE", context)
+        if template is not None:
+            crs = template.crs()
+            extent = template.extent()
+            width, height = template.width(), template.height()
+            geotransform = (extent.xMinimum(), extent.width() / width, 0.0, extent.yMaximum(), 0.0, -extent.height() / height)
+        else:
+            crs = layers[0].crs()
+            if parameters.get("EXTENT") in (None, ""):
+                raise QgsProcessingException("Give a TEMPLATE raster, or an EXTENT and a PIXEL_SIZE.")
+            extent = self.parameterAsExtent(parameters, "EXTENT", context, crs)
+            size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
+            if size <= 0 or extent.isEmpty():
+                raise QgsProcessingException("EXTENT must not be empty and PIXEL_SIZE must be > 0.")
+            width, height = max(1, round(extent.width() / size)), max(1, round(extent.height() / size))
+            geotransform = (extent.xMinimum(), size, 0.0, extent.yMaximum(), 0.0, -size)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT_ACTIVITY", context)
+        with user_errors():
+            detections = [d for layer in layers for d in layer_detections(layer, crs, context)]
+            report = surface_activity(
+                detections, geotransform, width, height, crs.toWkt(), output,
+                self.parameterAsDouble(parameters, "WEAK_BELOW", context),
+                self.parameterAsDouble(parameters, "STRONG_FROM", context),
+                progress_for(feedback),
+            )
+        fields = QgsFields()
+        for name, kind in (("CODE", QVariant.String), ("FIRST", QVariant.String), ("LAST", QVariant.String),
+                           ("ACTIVE_DAYS", QVariant.Int), ("SHARE_PCT", QVariant.Double), ("CLASS", QVariant.String),
+                           ("N_IFG", QVariant.Int), ("TIMELINE", QVariant.String)):
+            fields.append(QgsField(name, kind))
+        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_SITES", context, fields, QgsWkbTypes.MultiPolygon, crs)
+        for site in report.sites:
+            feature = QgsFeature(fields)
+            geometry = QgsGeometry.fromWkt(site.footprint.wkt)
+            geometry.convertToMultiType()
+            feature.setGeometry(geometry)
+            feature.setAttributes([
+                site.code, site.first_date.isoformat(), site.last_date.isoformat(), site.active_days,
+                round(site.share_percent, 3), site.activity_class, len(site.timeline),
+                ";".join(f"{a:%Y%m%d}_{b:%Y%m%d}" for a, b in site.timeline),
+            ])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        feedback.pushInfo(
+            f"{report.interferograms} interferograms covering {report.monitored_days} days; "
+            f"{len(report.sites)} sites; longest activity {report.max_days:.0f} days."
+        )
+        for key, path, kind in (("OUTPUT_ACTIVITY", output, "raster"), ("OUTPUT_SITES", sink_id, "sites")):
+            if context.willLoadLayerOnCompletion(path):
+                _STYLERS[path] = _Styler(kind)
+                context.layerToLoadOnCompletionDetails(path).setPostProcessor(_STYLERS[path])
+        return {"OUTPUT_ACTIVITY": output, "OUTPUT_SITES": sink_id, "SITES": len(report.sites),
+                "MONITORED_DAYS": report.monitored_days}

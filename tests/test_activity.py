@@ -1,0 +1,168 @@
+"""Surface activity and mine activity on constructed inputs with known answers."""
+from datetime import date
+
+import numpy as np
+import pytest
+from conftest import GEOTRANSFORM, write_geotiff
+from osgeo import gdal
+from shapely.geometry import box
+
+from minesar.core.activity import Detections, activity_class, mine_activity, surface_activity
+from minesar.core.errors import MineSARError
+from minesar.core.io.rasters import epsg_wkt
+
+GRID = (0.0, 10.0, 0.0, 100.0, 0.0, -10.0)  # 10 × 10 px of 10 m
+D = date
+
+
+def _detections():
+    """I1…I5 sequential with a gap (Jan 25 – Feb 6 not covered); 120 monitored days."""
+    a1 = box(0, 70, 30, 100)          # site A in I1…
+    a3 = box(10, 70, 40, 100)         # …and again in I3, shifted east (overlapping detections)
+    c1 = box(40, 40, 50, 50)          # site C, once
+    b = box(70, 10, 90, 30)           # site B in I2 and I5
+    return [
+        Detections("I1", D(2021, 1, 1), D(2021, 1, 13), [a1, c1]),
+        Detections("I2", D(2021, 1, 13), D(2021, 1, 25), [b]),
+        Detections("I3", D(2021, 2, 6), D(2021, 2, 18), [a3]),
+        Detections("I4", D(2021, 2, 18), D(2021, 3, 14), []),
+        Detections("I5", D(2021, 3, 14), D(2021, 5, 13), [b]),
+    ]
+
+
+def test_surface_activity_days_per_pixel_and_sites(tmp_path):
+    out = tmp_path / "activity.tif"
+    report = surface_activity(_detections(), GRID, 10, 10, epsg_wkt(32650), str(out))
+    assert report.monitored_days == 12 + 12 + 12 + 24 + 60
+    days = gdal.Open(str(out)).ReadAsArray()
+    assert days[1, 0] == 12       # x = 5: A in I1 only
+    assert days[1, 1] == 24       # x = 15: A in I1 and I3
+    assert days[1, 3] == 12       # x = 35: A in I3 only
+    assert days[8, 7] == 72       # B: I2 (12) + I5 (60)
+    assert days[5, 4] == 12       # C
+    assert days[5, 8] == 0
+    assert days.sum() == 3 * 12 + 6 * 24 + 3 * 12 + 4 * 72 + 1 * 12
+    sites = {s.code: s for s in report.sites}
+    assert [sites[k].active_days for k in ("k1", "k2", "k3")] == [24, 12, 72]
+    a, c, b = sites["k1"], sites["k2"], sites["k3"]
+    assert a.footprint.equals(box(0, 70, 40, 100))  # overlapping detections merged into one site
+    assert a.timeline == [(D(2021, 1, 1), D(2021, 1, 13)), (D(2021, 2, 6), D(2021, 2, 18))]
+    assert (a.first_date, a.last_date) == (D(2021, 1, 1), D(2021, 2, 18))
+    assert (a.share_percent, a.activity_class) == (pytest.approx(20.0), "moderate")
+    assert (c.share_percent, c.activity_class) == (pytest.approx(10.0), "weak")
+    assert (b.share_percent, b.activity_class) == (pytest.approx(60.0), "strong")
+
+
+def test_classes_follow_the_paper_boundary():
+    assert activity_class(15.2) == "weak" and activity_class(15.3) == "moderate"
+    assert activity_class(61.1) == "strong"
+    assert activity_class(20, strong_from=18) == "strong"
+
+
+def test_overlapping_interferograms_are_refused(tmp_path):
+    items = _detections() + [Detections("long", D(2021, 1, 1), D(2021, 2, 1), [])]
+    with pytest.raises(MineSARError, match="overlaps .* in time"):
+        surface_activity(items, GRID, 10, 10, None, str(tmp_path / "x.tif"))
+    assert not (tmp_path / "x.tif").exists()
+
+
+# --- mine activity: a 40 × 40 grid of 30 m (conftest GEOTRANSFORM) ---------------------------
+def _xy(row, col):
+    return GEOTRANSFORM[0] + (col + 0.5) * 30, GEOTRANSFORM[3] - (row + 0.5) * 30
+
+
+@pytest.fixture
+def deformation(tmp_path):
+    rng = np.random.default_rng(3)
+    velocity = rng.uniform(-4, 4, (40, 40)).astype(np.float32)
+    velocity[4:7, 4:7] = -20.0     # a subsiding bowl
+    velocity[35:37, 35:37] = 12.0  # a rising dump
+    coherence = np.full((40, 40), 0.9, np.float32)
+    coherence[12:40, 0:21] = 0.1   # decorrelated south-west
+    return (write_geotiff(tmp_path / "vel.tif", velocity, gdal.GDT_Float32, nodata=float("nan")),
+            write_geotiff(tmp_path / "coh.tif", coherence, gdal.GDT_Float32))
+
+
+X0, Y0 = GEOTRANSFORM[0], GEOTRANSFORM[3]
+PATCHES = {
+    "near_bowl": box(X0 + 400, Y0 - 200, X0 + 500, Y0 - 100),       # 205 m east of the bowl's pixel centres
+    "far": box(X0 + 900, Y0 - 200, X0 + 1000, Y0 - 100),            # ≥ 700 m from any deformation
+    "decorrelated": box(X0 + 150, Y0 - 1100, X0 + 250, Y0 - 1000),
+    "dump": box(X0 + 1000, Y0 - 1100, X0 + 1050, Y0 - 1050),
+}
+
+
+def test_mine_activity_classes_by_distance_and_coherence(deformation):
+    velocity, coherence = deformation
+    results = dict(zip(PATCHES, mine_activity(list(PATCHES.values()), velocity, coherence)))
+    assert {k: r.activity_class for k, r in results.items()} == {
+        "near_bowl": "negative", "far": "none", "decorrelated": "decorrelated", "dump": "positive"}
+    assert results["near_bowl"].counts["negative"] == 9 and results["near_bowl"].v_min == -20.0
+    assert results["dump"].counts["positive"] == 4
+    assert results["far"].counts["negative"] == results["far"].counts["positive"] == 0
+    for result in results.values():
+        assert sum(result.counts.values()) == result.pixels
+
+
+def test_buffer_decides_whether_the_bowl_belongs_to_a_patch(deformation):
+    velocity, coherence = deformation
+    patch = [PATCHES["near_bowl"]]
+    assert mine_activity(patch, velocity, coherence, buffer_m=150)[0].activity_class == "none"
+    assert mine_activity(patch, velocity, coherence, buffer_m=250)[0].activity_class == "negative"
+    # Without coherence the south-west is measured: the decorrelated patch becomes "none".
+    assert mine_activity([PATCHES["decorrelated"]], velocity)[0].activity_class == "none"
+
+
+def test_mismatched_coherence_grid_is_refused(deformation, tmp_path):
+    velocity, _ = deformation
+    small = write_geotiff(tmp_path / "small.tif", np.ones((5, 5), np.float32), gdal.GDT_Float32)
+    with pytest.raises(MineSARError, match="small.tif: not on the grid"):
+        mine_activity([PATCHES["far"]], velocity, small)
+
+
+# --- QGIS ------------------------------------------------------------------------------------
+def _memory_layer(name, geometries, crs="EPSG:32650"):
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"Polygon?crs={crs}&field=name:string", name, "memory")
+    features = []
+    for index, geometry in enumerate(geometries):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromWkt(geometry.wkt))
+        feature.setAttributes([str(index)])
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def test_processing_surface_activity_from_layer_names(minesar_provider, tmp_path):
+    import processing
+
+    # The constructed case of the core test, moved onto UTM coordinates, dates in the layer names.
+    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
+    layers = [_memory_layer(f"{d.date1:%Y%m%d}_{d.date2:%Y%m%d}", [shift(g) for g in d.geometries]) for d in _detections()]
+    result = processing.run("minesar:surfaceactivity", {
+        "INPUT": layers, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "sites.gpkg"),
+    })
+    assert result["SITES"] == 3 and result["MONITORED_DAYS"] == 120
+    days = gdal.Open(result["OUTPUT_ACTIVITY"]).ReadAsArray()
+    assert days[1, 1] == 24 and days[8, 7] == 72
+    from qgis.core import QgsVectorLayer
+
+    sites = {f["CODE"]: f for f in QgsVectorLayer(result["OUTPUT_SITES"], "s", "ogr").getFeatures()}
+    assert sites["k3"]["CLASS"] == "strong" and sites["k3"]["TIMELINE"] == "20210113_20210125;20210314_20210513"
+
+
+def test_processing_mine_activity_counts_classes(minesar_provider, deformation, tmp_path):
+    import processing
+
+    velocity, coherence = deformation
+    layer = _memory_layer("patches", list(PATCHES.values()))
+    result = processing.run("minesar:mineactivity", {
+        "INPUT": layer, "VELOCITY": velocity, "COHERENCE": coherence, "OUTPUT": str(tmp_path / "mines.gpkg")})
+    assert (result["COUNT_POSITIVE"], result["COUNT_NEGATIVE"], result["COUNT_NONE"], result["COUNT_DECORRELATED"]) == (1, 1, 1, 1)
+    from qgis.core import QgsVectorLayer
+
+    out = {f["name"]: f for f in QgsVectorLayer(result["OUTPUT"], "m", "ogr").getFeatures()}
+    assert out["0"]["ACTIVITY"] == "negative" and out["0"]["N_NEG"] == 9

@@ -1,0 +1,37 @@
+"""Agreement with MintPy's ifgram_inversion on one synthetic stack with NaN holes.
+
+MintPy (GPL) is optional and never a dependency: without it this test skips. Run it with the
+separate venv described in README ("SBAS benchmark").
+"""
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+pytest.importorskip("mintpy")
+pytest.importorskip("h5py")
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("sbas_vs_mintpy", ROOT / "bench" / "sbas_vs_mintpy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_unweighted_inversion_agrees_with_mintpy(tmp_path):
+    bench = _bench()
+    network, phase, coherence, ref = bench.make_stack(20, 25, 30, 4, seed=2)
+    phase[5, 2:12, 3:15] = np.nan  # a hole wider than the random ones
+    paths, cc = bench.write_geotiffs(str(tmp_path), network, phase, coherence)
+    stack_file = str(tmp_path / "ifgramStack.h5")
+    bench.write_ifgram_stack(stack_file, network, phase, coherence, ref, 20)
+    ref_xy = (500000 + (ref[1] + 0.5) * 30, 4200000 - (ref[0] + 0.5) * 30)
+    ts, vel, *_ = bench.run_minesar(paths, cc, str(tmp_path), ref_xy, False, 20)
+    ts_m, vel_m, *_ = bench.run_mintpy(stack_file, network, phase, ref, False)
+    ts_rms, n = bench.rms(ts, ts_m.reshape(ts.shape))
+    assert n == ts.size and ts_rms <= 0.05
+    assert bench.rms(vel, vel_m)[0] <= 0.01
+    assert not math.isclose(float(np.nanstd(vel)), 0.0)
