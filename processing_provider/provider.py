@@ -17,6 +17,7 @@ from .phase_residues import PhaseResiduesAlgorithm
 from .render_interferogram import RenderInterferogramAlgorithm
 from .sbas_inversion import SbasInversionAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
+from .simulate_optical_scenes import SimulateOpticalScenesAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
 from .surface_activity import SurfaceActivityAlgorithm
 
@@ -53,6 +54,7 @@ class MineSARProvider(QgsProcessingProvider):
             RenderInterferogramAlgorithm(),
             SimulateInterferogramsAlgorithm(),
             SimulateSceneAlgorithm(),
+            SimulateOpticalScenesAlgorithm(),
             BuildDatasetAlgorithm(),
             DeformationHotspotsAlgorithm(),
             SbasInversionAlgorithm(),

@@ -151,32 +151,61 @@ def assign_splits(groups: Iterable[str], seed: int, fractions: Dict[str, float] 
     return result
 
 
+class StagedFolder:
+    """A folder built under a temporary name beside its target and renamed into place at the end.
+
+    The target must be new or empty (an existing file or a folder with content is refused, so
+    nothing of the user's is replaced); ``discard`` removes the partial work.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = os.path.abspath(folder)
+        if os.path.isfile(self.folder):
+            raise MineSARError(f"{self.folder}: is a file; the output needs a folder.")
+        if os.path.isdir(self.folder) and os.listdir(self.folder):
+            raise MineSARError(f"{self.folder}: the folder is not empty; choose a new or empty folder.")
+        parent = os.path.dirname(self.folder)
+        self.path = os.path.join(parent, f".{os.path.basename(self.folder)}.partial-{uuid.uuid4().hex[:8]}")
+
+    def create(self, subfolders: Sequence[str]) -> None:
+        try:
+            for sub in subfolders:
+                os.makedirs(os.path.join(self.path, sub))
+        except OSError as error:
+            raise MineSARError(f"{self.folder}: cannot create the output folder ({error}).") from error
+
+    def commit(self) -> None:
+        if os.path.isdir(self.folder):
+            os.rmdir(self.folder)  # empty, checked at the start: the finished one takes its place
+        os.replace(self.path, self.folder)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_json(path: str, content, indent: Optional[int] = 1) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(content, handle, indent=indent)
+
+
 class DatasetWriter:
     """Writes samples into a dataset folder under a temporary name; ``with`` publishes it."""
 
     def __init__(self, folder: str, description: Dict, split_seed: int = 0,
                  split_fractions: Dict[str, float] = None, rgb: bool = False):
-        self.folder = os.path.abspath(folder)
-        if os.path.isfile(self.folder):
-            raise MineSARError(f"{self.folder}: is a file; the dataset needs a folder.")
-        if os.path.isdir(self.folder) and os.listdir(self.folder):
-            raise MineSARError(f"{self.folder}: the folder is not empty; choose a new or empty folder.")
+        self._staged = StagedFolder(folder)
+        self.folder = self._staged.folder
+        self._temporary = self._staged.path
         self.description = dict(description)
         self.split_seed = split_seed
         self.split_fractions = dict(DEFAULT_FRACTIONS if split_fractions is None else split_fractions)
         self.rgb = rgb
-        parent = os.path.dirname(self.folder)
-        self._temporary = os.path.join(parent, f".{os.path.basename(self.folder)}.partial-{uuid.uuid4().hex[:8]}")
         self._images: List[Dict] = []
         self._annotations: List[Dict] = []
         self._names = set()
 
     def __enter__(self) -> "DatasetWriter":
-        try:
-            for sub in ("images", "masks", "labels") + (("rgb",) if self.rgb else ()):
-                os.makedirs(os.path.join(self._temporary, sub))
-        except OSError as error:
-            raise MineSARError(f"{self.folder}: cannot create the dataset folder ({error}).") from error
+        self._staged.create(("images", "masks", "labels") + (("rgb",) if self.rgb else ()))
         return self
 
     @property
@@ -262,15 +291,13 @@ class DatasetWriter:
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         if exc_type is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._staged.discard()
             return False
         try:
             self._finish()
-            if os.path.isdir(self.folder):
-                os.rmdir(self.folder)  # empty, checked at the start: the finished one takes its place
-            os.replace(self._temporary, self.folder)
+            self._staged.commit()
         except BaseException:
-            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._staged.discard()
             raise
         return False
 
@@ -299,9 +326,9 @@ class DatasetWriter:
             "instances": len(self._annotations),
             "split_counts": {s: len(listing[s]) for s in SPLITS},
         })
-        for name, content in (("annotations.json", coco), ("split.json", split), ("dataset.json", self.description)):
-            with open(os.path.join(self._temporary, name), "w", encoding="utf-8") as handle:
-                json.dump(content, handle, indent=1 if name != "annotations.json" else None)
+        write_json(os.path.join(self._temporary, "annotations.json"), coco, indent=None)
+        write_json(os.path.join(self._temporary, "split.json"), split)
+        write_json(os.path.join(self._temporary, "dataset.json"), self.description)
 
 
 @dataclass
