@@ -2,7 +2,7 @@
 import contextlib
 import os
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingLayerPostProcessorInterface
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import MineSARError
@@ -50,6 +50,31 @@ class MineSARAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+
+# Processing keeps only a reference to a layer post-processor; Python must keep the object alive
+# until QGIS has loaded the layer, which happens after the algorithm has returned.
+_STYLERS = {}
+
+
+class _LayerStyler(QgsProcessingLayerPostProcessorInterface):
+    def __init__(self, name, style):
+        super().__init__()
+        self.name, self.style = name, style
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        if layer is not None and layer.isValid():
+            if self.name:
+                layer.setName(self.name)
+            self.style(layer)
+
+
+def style_when_loaded(context, layer_id, name, style) -> None:
+    """Name an output and apply ``style(layer)`` when QGIS loads it into the project (if it does)."""
+    if layer_id and context.willLoadLayerOnCompletion(layer_id):
+        styler = _LayerStyler(name, style)
+        _STYLERS[layer_id] = styler
+        context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(styler)
 
 
 def progress_for(feedback) -> Progress:

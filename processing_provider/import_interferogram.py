@@ -3,7 +3,6 @@ import os
 
 from qgis.core import (
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
@@ -16,7 +15,8 @@ from qgis.core import (
 
 from ..core.importer import import_interferogram
 from ..core.io.interferogram import KINDS, open_interferogram
-from .base import MineSARAlgorithm, progress_for, user_errors
+from ..ui.styles import style_interferogram
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
 KIND_OPTIONS = ("auto",) + KINDS
 FILE_FILTER = (
@@ -24,24 +24,6 @@ FILE_FILTER = (
     "*.vrt *.img *.png *.jpg);;GAMMA binaries (*.int *.diff *.diff_filt *.unw *.cc *.cor);;"
     "GeoTIFF (*.tif *.tiff);;All files (*)"
 )
-
-# Processing keeps only a reference to a layer post-processor; Python must keep the object alive
-# until QGIS has loaded the layer, which happens after the algorithm has returned.
-_STYLERS = {}
-
-
-class _InterferogramStyler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, layer_name):
-        super().__init__()
-        self.layer_name = layer_name
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        from ..ui.styles import style_interferogram
-
-        if layer is not None and layer.isValid():
-            layer.setName(self.layer_name)
-            style_interferogram(layer)
-
 
 class ImportInterferogramAlgorithm(MineSARAlgorithm):
     _name = "importinterferogram"
@@ -139,11 +121,9 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
             f"{summary.minimum:.4g} … {summary.maximum:.4g}"
         )
 
-        if context.willLoadLayerOnCompletion(output):
-            dates = f" {meta.date1:%Y%m%d}–{meta.date2:%Y%m%d}" if meta.date1 and meta.date2 else ""
-            styler = _InterferogramStyler(f"{meta.kind}{dates}" if dates else os.path.basename(path))
-            _STYLERS[output] = styler
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+        dates = f" {meta.date1:%Y%m%d}–{meta.date2:%Y%m%d}" if meta.date1 and meta.date2 else ""
+        style_when_loaded(context, output, f"{meta.kind}{dates}" if dates else os.path.basename(path),
+                          style_interferogram)
 
         return {
             "OUTPUT": output,

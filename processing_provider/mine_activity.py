@@ -8,7 +8,6 @@ from qgis.core import (
     QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSink,
@@ -19,19 +18,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.activity import mine_activity
-from .base import MineSARAlgorithm, progress_for, user_errors
+from ..ui.styles import style_categories
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
-_STYLERS = {}
 CLASS_COLOURS = {"positive": "#d73027", "negative": "#4575b4", "none": "#bdbdbd", "decorrelated": "#984ea3"}
-
-
-class _Styler(QgsProcessingLayerPostProcessorInterface):
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        from ..ui.styles import style_categories
-
-        if layer is not None and layer.isValid():
-            layer.setName("Mine activity")
-            style_categories(layer, "ACTIVITY", CLASS_COLOURS)
 
 
 class MineActivityAlgorithm(MineSARAlgorithm):
@@ -124,7 +114,6 @@ class MineActivityAlgorithm(MineSARAlgorithm):
             ])
             sink.addFeature(out, QgsFeatureSink.FastInsert)
         feedback.pushInfo(", ".join(f"{n}: {k}" for k, n in totals.items()) + " patches")
-        if context.willLoadLayerOnCompletion(sink_id):
-            _STYLERS[sink_id] = _Styler()
-            context.layerToLoadOnCompletionDetails(sink_id).setPostProcessor(_STYLERS[sink_id])
+        style_when_loaded(context, sink_id, "Mine activity",
+                          lambda layer: style_categories(layer, "ACTIVITY", CLASS_COLOURS))
         return {"OUTPUT": sink_id, **{f"COUNT_{k.upper()}": v for k, v in totals.items()}}

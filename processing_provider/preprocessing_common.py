@@ -1,36 +1,16 @@
 """QGIS glue shared by the preprocessing and hot-spot algorithms: inputs and styled outputs."""
 import os
 
-from qgis.core import QgsProcessingException, QgsProcessingLayerPostProcessorInterface
+from qgis.core import QgsProcessingException
 
 from ..core.io.interferogram import open_interferogram
-
-# Processing keeps only a reference to a layer post-processor; Python must keep the object alive
-# until QGIS has loaded the layer, which happens after the algorithm has returned.
-_STYLERS = {}
-
-
-class LayerStyler(QgsProcessingLayerPostProcessorInterface):
-    """Names and styles an output layer with a ``ui.styles`` function chosen by name."""
-
-    def __init__(self, layer_name, style_name):
-        super().__init__()
-        self.layer_name = layer_name
-        self.style_name = style_name
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        from ..ui import styles
-
-        if layer is not None and layer.isValid():
-            layer.setName(self.layer_name)
-            getattr(styles, self.style_name)(layer)
+from ..ui import styles
+from . import base
 
 
 def style_when_loaded(context, output, layer_name, style_name) -> None:
-    if output and context.willLoadLayerOnCompletion(output):
-        styler = LayerStyler(layer_name, style_name)
-        _STYLERS[output] = styler
-        context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+    """``base.style_when_loaded`` with a ``ui.styles`` function chosen by name."""
+    base.style_when_loaded(context, output, layer_name, getattr(styles, style_name))
 
 
 def raster_path(algorithm, parameters, name, context, optional=False):

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsPointXY,
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -26,33 +25,23 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.sbas import SbasOutputs, run_sbas
-from .base import MineSARAlgorithm, progress_for, user_errors
+from ..ui.styles import style_coherence, style_deformation
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
 WEIGHTINGS = ("none", "coherence")
 DEVICES = ("auto", "cpu", "cuda")
-_STYLERS = {}
-
-
-class _DeformationStyler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, name, kind):
-        super().__init__()
-        self.name, self.kind = name, kind
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        from ..ui.styles import style_coherence, style_deformation
-
-        if layer is None or not layer.isValid():
-            return
-        layer.setName(self.name)
-        if self.kind == "coherence":
-            style_coherence(layer)
-        else:
-            style_deformation(layer, "mm/yr" if self.kind == "velocity" else "mm")
 
 
 def _file_paths(algorithm, parameters, name, context):
     """Paths of a MultipleLayers(TypeFile) parameter (files, or layers of the project)."""
     return [path for path in algorithm.parameterAsFileList(parameters, name, context) if path]
+
+
+def _deformation_style(kind):
+    if kind == "coherence":
+        return style_coherence
+    unit = "mm/yr" if kind == "velocity" else "mm"
+    return lambda layer: style_deformation(layer, unit)
 
 
 class SbasInversionAlgorithm(MineSARAlgorithm):
@@ -206,9 +195,5 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
         for key, kind, name in (("OUTPUT_TIMESERIES", "timeseries", "SBAS time series (mm)"),
                                 ("OUTPUT_VELOCITY", "velocity", "SBAS velocity (mm/yr)"),
                                 ("OUTPUT_COHERENCE", "coherence", "SBAS temporal coherence")):
-            path = results[key]
-            if context.willLoadLayerOnCompletion(path):
-                styler = _DeformationStyler(name, kind)
-                _STYLERS[path] = styler
-                context.layerToLoadOnCompletionDetails(path).setPostProcessor(styler)
+            style_when_loaded(context, results[key], name, _deformation_style(kind))
         return results

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterCrs,
     QgsProcessingParameterFeatureSink,
@@ -20,22 +19,9 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.simulation.generate import simulate_scene
-from .base import MineSARAlgorithm, progress_for, user_errors
+from ..ui.styles import style_coherence, style_truth_polygons, style_wrapped_phase
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 from .simulation_parameters import RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from
-
-_STYLERS = {}  # Python must keep post-processors alive until QGIS has loaded the layers
-
-
-class _Styler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, style, name):
-        super().__init__()
-        self.style, self.name = style, name
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        if layer is not None and layer.isValid():
-            layer.setName(self.name)
-            self.style(layer)
-
 
 def truth_fields() -> QgsFields:
     fields = QgsFields()
@@ -117,22 +103,12 @@ class SimulateSceneAlgorithm(MineSARAlgorithm):
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
         mining = sum(1 for item in truth if item.label == "mining")
         feedback.pushInfo(f"{mining} mining basins and {len(truth) - mining} non-mining signals.")
-        self._style_on_load(context, output, coherence, sink_id)
+        style_when_loaded(context, output, "simulated interferogram", style_wrapped_phase)
+        style_when_loaded(context, coherence, "simulated coherence", style_coherence)
+        style_when_loaded(context, sink_id, "simulation truth", style_truth_polygons)
         result = {"OUTPUT": output, "OUTPUT_TRUTH": sink_id, "BASINS_WRITTEN": mining}
         if coherence:
             result["OUTPUT_COHERENCE"] = coherence
         if deformation:
             result["OUTPUT_DEFORMATION"] = deformation
         return result
-
-    @staticmethod
-    def _style_on_load(context, output, coherence, truth_id):
-        from ..ui.styles import style_coherence, style_truth_polygons, style_wrapped_phase
-
-        for layer_id, style, name in ((output, style_wrapped_phase, "simulated interferogram"),
-                                      (coherence, style_coherence, "simulated coherence"),
-                                      (truth_id, style_truth_polygons, "simulation truth")):
-            if layer_id and context.willLoadLayerOnCompletion(layer_id):
-                styler = _Styler(style, name)
-                _STYLERS[layer_id] = styler
-                context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(styler)

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
@@ -27,28 +26,10 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.activity import STRONG_FROM_PERCENT, WEAK_BELOW_PERCENT, Detections, surface_activity
 from ..core.errors import MineSARError
 from ..core.io.products import dates_from_name
-from .base import MineSARAlgorithm, progress_for, user_errors
+from ..ui.styles import style_activity_days, style_categories
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
-_STYLERS = {}
 CLASS_COLOURS = {"weak": "#fee08b", "moderate": "#fc8d59", "strong": "#d73027"}
-
-
-class _Styler(QgsProcessingLayerPostProcessorInterface):
-    def __init__(self, kind):
-        super().__init__()
-        self.kind = kind
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        from ..ui.styles import style_activity_days, style_categories
-
-        if layer is None or not layer.isValid():
-            return
-        if self.kind == "raster":
-            layer.setName("Surface activity (days)")
-            style_activity_days(layer)
-        else:
-            layer.setName("Active sites")
-            style_categories(layer, "CLASS", CLASS_COLOURS)
 
 
 def _to_date(value):
@@ -184,9 +165,7 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
             f"{report.interferograms} interferograms covering {report.monitored_days} days; "
             f"{len(report.sites)} sites; longest activity {report.max_days:.0f} days."
         )
-        for key, path, kind in (("OUTPUT_ACTIVITY", output, "raster"), ("OUTPUT_SITES", sink_id, "sites")):
-            if context.willLoadLayerOnCompletion(path):
-                _STYLERS[path] = _Styler(kind)
-                context.layerToLoadOnCompletionDetails(path).setPostProcessor(_STYLERS[path])
+        style_when_loaded(context, output, "Surface activity (days)", style_activity_days)
+        style_when_loaded(context, sink_id, "Active sites", lambda layer: style_categories(layer, "CLASS", CLASS_COLOURS))
         return {"OUTPUT_ACTIVITY": output, "OUTPUT_SITES": sink_id, "SITES": len(report.sites),
                 "MONITORED_DAYS": report.monitored_days}
