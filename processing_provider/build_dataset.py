@@ -1,6 +1,7 @@
 """minesar:builddataset: real interferograms + label polygons → a training dataset folder."""
 from qgis.core import (
     QgsCoordinateTransform,
+    QgsCsException,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -34,7 +35,11 @@ class BuildDatasetAlgorithm(MineSARAlgorithm):
         "Tiles of the last row and column are moved back inside the raster so every tile is whole; a "
         "raster smaller than a tile gives one tile padded with NaN. Unwrapped phase is wrapped. "
         "Tiles with less than MIN_VALID_PERCENT valid pixels are skipped, and tiles without a label "
-        "too unless KEEP_EMPTY.\n\n" + DATASET_LAYOUT_HELP
+        "too unless KEEP_EMPTY. A 'label' field in LABELS (as in the truth layer of 'Simulate "
+        "interferogram scene') keeps only the features labelled 'mining'.\n\n"
+        "The split is spatial: the ground is cut into blocks of 4 × 4 tiles, each block draws its "
+        "split, and tiles straddling blocks of different splits are left out, so overlapping tiles "
+        "never end up on both sides.\n\n" + DATASET_LAYOUT_HELP
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -82,6 +87,10 @@ class BuildDatasetAlgorithm(MineSARAlgorithm):
             tile, step, rotations = PRESETS[preset].tile_size, PRESETS[preset].step, PRESETS[preset].rotations
         rotations = rotations or self.parameterAsBool(parameters, "ROTATIONS", context)
 
+        # A truth layer of minesar:simulatescene also outlines non-mining signals: only mining ones count.
+        label_field = labels.fields().lookupField("label")
+        if label_field >= 0:
+            feedback.pushInfo("LABELS has a 'label' field: only features labelled 'mining' are basins.")
         rasters = []
         for layer in layers:
             if not layer.crs().isValid():
@@ -92,16 +101,24 @@ class BuildDatasetAlgorithm(MineSARAlgorithm):
             for feature in labels.getFeatures():
                 if feedback.isCanceled():
                     raise QgsProcessingException("Cancelled.")
+                if label_field >= 0 and str(feature[label_field]).strip().lower() != "mining":
+                    continue
                 geometry = feature.geometry()
                 if geometry.isEmpty():
                     continue
-                geometry.transform(transform)
+                try:
+                    geometry.transform(transform)
+                except QgsCsException as error:
+                    raise QgsProcessingException(
+                        f"LABELS feature {feature.id()}: cannot be transformed to the CRS of {layer.name()} "
+                        f"({layer.crs().authid()}): {error}") from error
                 if not geometry.boundingBox().intersects(QgsRectangle(extent)):
                     continue
                 polygons.append(wkb.loads(bytes(geometry.asWkb())))
                 attributes.append({"label_id": int(feature.id())})
             feedback.pushInfo(f"{layer.name()}: {len(polygons)} label polygons over it.")
-            rasters.append(LabelledRaster(layer.source(), polygons, attributes))
+            # A layer's source may carry provider options after "|"; GDAL wants the file alone.
+            rasters.append(LabelledRaster(layer.source().split("|")[0], polygons, attributes))
         if not any(r.polygons for r in rasters):
             feedback.pushWarning("No label polygon lies over any input raster: every tile is background.")
 
@@ -121,7 +138,11 @@ class BuildDatasetAlgorithm(MineSARAlgorithm):
         counts = description["split_counts"]
         feedback.pushInfo(
             f"{description['images']} tiles of {tile} px (step {step}), {description['instances']} labelled "
-            f"basins, {description['skipped_tiles']} tiles skipped; train {counts['train']}, validation "
-            f"{counts['val']}, test {counts['test']}."
+            f"basins, {description['skipped_tiles']} tiles skipped, {description['border_tiles_left_out']} left "
+            f"out on split borders; train {counts['train']}, validation {counts['val']}, test {counts['test']}."
         )
+        if not counts["val"] or not counts["test"]:
+            feedback.pushWarning(
+                f"The split is spatial, by blocks of {description['split_block_m']:g} map units: with this little "
+                "ground, validation or test is empty. Add rasters of other areas, or split by hand.")
         return {"OUTPUT_FOLDER": folder, "IMAGES": description["images"], "INSTANCES": description["instances"]}

@@ -37,7 +37,7 @@ class SimulateOpticalScenesAlgorithm(MineSARAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         number = QgsProcessingParameterNumber
         self.addParameter(number("COUNT", "Number of scenes", type=number.Integer, minValue=1, defaultValue=10))
-        self.addParameter(number("SIZE", "Scene size (pixels)", type=number.Integer, minValue=64, maxValue=8192,
+        self.addParameter(number("SIZE", "Scene size (pixels)", type=number.Integer, minValue=64, maxValue=4096,
                                  defaultValue=1024))
         self.addParameter(number("PIXEL_SIZE", "Pixel size (m)", type=number.Double, minValue=0.1, maxValue=10.0,
                                  defaultValue=1.0))

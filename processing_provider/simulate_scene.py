@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
     QgsProcessingParameterRasterDestination,
+    QgsUnitTypes,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -71,10 +72,9 @@ class SimulateSceneAlgorithm(MineSARAlgorithm):
         crs = self.parameterAsCrs(parameters, "CRS", context)
         if not crs.isValid() and not parameters.get("CRS"):
             crs = QgsCoordinateReferenceSystem("EPSG:32649")
-        if not crs.isValid() or crs.isGeographic():
-            raise QgsProcessingException(f"CRS {crs.authid() or '?'}: choose a projected CRS in metres, "
-                                         "the simulation's pixel size is in metres.")
-        epsg = int(crs.postgisSrid())
+        if not crs.isValid() or crs.isGeographic() or crs.mapUnits() != QgsUnitTypes.DistanceMeters:
+            raise QgsProcessingException(f"CRS {crs.authid() or crs.description() or '?'}: choose a projected CRS in "
+                                         "metres; the simulation's pixel size is in metres.")
         origin = (300_000.0, 4_100_000.0)
         if parameters.get("ORIGIN"):
             point = self.parameterAsPoint(parameters, "ORIGIN", context, crs)
@@ -84,12 +84,12 @@ class SimulateSceneAlgorithm(MineSARAlgorithm):
         deformation = self.parameterAsOutputLayer(parameters, "OUTPUT_DEFORMATION", context) or None
         with user_errors():
             _, truth, _, _ = simulate_scene(
-                output, recipe, self.parameterAsInt(parameters, "SEED", context), origin=origin, epsg=epsg,
+                output, recipe, self.parameterAsInt(parameters, "SEED", context), origin=origin, crs_wkt=crs.toWkt(),
                 gacos_paths=gacos, dem_path=dem, coherence_path=coherence, deformation_path=deformation,
                 progress=progress_for(feedback).span(0.0, 0.95),
             )
         sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_TRUTH", context, truth_fields(),
-                                             QgsWkbTypes.MultiPolygon, QgsCoordinateReferenceSystem(f"EPSG:{epsg}"))
+                                             QgsWkbTypes.MultiPolygon, crs)
         if sink is None:
             raise QgsProcessingException("OUTPUT_TRUTH: cannot create the truth layer.")
         for item in truth:

@@ -190,3 +190,45 @@ def test_empty_and_mostly_invalid_tiles_are_skipped_on_request(tmp_path):
     assert described["images"] == 4 and described["skipped_tiles"] == 4
     build_dataset(str(tmp_path / "labelled"), [LabelledRaster(raster, [label])], 32, 32, keep_empty=False)
     assert json.loads((tmp_path / "labelled" / "dataset.json").read_text())["images"] == 1
+
+
+def test_a_label_touching_a_tile_edge_is_no_instance_there_and_holes_are_filled(tmp_path):
+    raster = write_geotiff(tmp_path / "w.tif", np.zeros((32, 64), dtype=np.float32), gdal.GDT_Float32,
+                           metadata={"MINESAR_KIND": "wrapped"})
+    x0, y0 = 500000.0, 4200000.0
+    # Columns 10–31: its right edge lies exactly on the left edge of the tile at column 32.
+    touching = box(x0 + 30 * 10, y0 - 30 * 20, x0 + 30 * 32, y0 - 30 * 10)
+    ring = box(x0 + 30 * 40, y0 - 30 * 30, x0 + 30 * 60, y0 - 30 * 2).difference(
+        box(x0 + 30 * 45, y0 - 30 * 25, x0 + 30 * 55, y0 - 30 * 7))
+    build_dataset(str(tmp_path / "ds"), [LabelledRaster(raster, [touching, ring])], 32, 32, min_valid_fraction=0.0)
+    index = DatasetIndex.open(str(tmp_path / "ds"))
+    by_col = {image["source_col"]: index.annotations_of(image["id"]) for image in index.images()}
+    assert len(by_col[0]) == 1 and by_col[0][0]["area"] == 22 * 10
+    assert len(by_col[32]) == 1  # the ring only: the touching box left no line of pixels behind
+    assert by_col[32][0]["area"] == 20 * 28  # its hole filled, as the COCO polygon has it
+    assert check_formats_agree(tmp_path / "ds") == 2
+
+
+def test_overlapping_tiles_never_fall_in_two_splits(tmp_path):
+    phase = wrap(np.random.default_rng(2).normal(0, 2, (700, 700))).astype(np.float32)
+    raster = write_geotiff(tmp_path / "big.tif", phase, gdal.GDT_Float32, metadata={"MINESAR_KIND": "wrapped"})
+    described = build_dataset(str(tmp_path / "ds"), [LabelledRaster(raster, [])], 64, 32, min_valid_fraction=0.0,
+                              split_seed=1)
+    index = DatasetIndex.open(str(tmp_path / "ds"))
+    images = index.images()
+    assert described["border_tiles_left_out"] > 0 and described["split_block_m"] == 4 * 64 * 30.0
+    assert all(described["split_counts"][s] > 0 for s in ("train", "val", "test"))
+    for a in images:
+        for b in images:
+            overlap = (abs(a["source_row"] - b["source_row"]) < 64) and (abs(a["source_col"] - b["source_col"]) < 64)
+            if overlap:
+                assert a["split"] == b["split"]
+    # The same ground in another interferogram of the area draws the same splits.
+    other = write_geotiff(tmp_path / "later.tif", phase[::-1].copy(), gdal.GDT_Float32,
+                          metadata={"MINESAR_KIND": "wrapped"})
+    build_dataset(str(tmp_path / "two"), [LabelledRaster(raster, []), LabelledRaster(other, [])], 64, 32,
+                  min_valid_fraction=0.0, split_seed=1)
+    pairs = {}
+    for image in DatasetIndex.open(str(tmp_path / "two")).images():
+        pairs.setdefault((image["source_row"], image["source_col"]), set()).add(image["split"])
+    assert all(len(splits) == 1 for splits in pairs.values())

@@ -36,7 +36,7 @@ def test_patches_are_irregular_polygons_of_the_requested_sizes(scenes):
         assert 4 <= len(scene.patches) <= 6
         for patch in scene.patches:
             area = patch.area_m2(RECIPE.pixel_size_m)
-            assert 100.0 <= area <= 40_000.0 * 1.001
+            assert 200.0 <= area <= 40_000.0 * 1.001
             solidity.append(patch.polygon.area / patch.polygon.convex_hull.area)
         codes = set(np.unique(scene.truth)) - {0}
         assert codes == {MINE_CODES[p.kind] for p in scene.patches}
@@ -75,7 +75,7 @@ def test_confusers_and_land_cover(scenes):
         shadow_like += int(np.sum((visible < 1.3 * coal_level) & (scene.truth == 0)))
         codes = set(np.unique(scene.landcover))
         assert codes <= set(WORLDCOVER.values())
-        assert scene.landcover.shape == (512 // 10, 512 // 10) and scene.landcover_factor == 10
+        assert scene.landcover.shape == (52, 52) and scene.landcover_factor == 10  # the last 2 m included
         for kind, polygon in scene.confusers:
             if kind == "cropland" and polygon.area > 4000:
                 x, y = polygon.centroid.x, polygon.centroid.y
@@ -104,6 +104,13 @@ def test_preliminary_mask_is_imperfect_in_the_expected_ways(scenes):
     assert holes >= 5 and fragments >= 3 and false_blobs >= 3
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_small_scenes_are_simulated_too(seed):
+    scene = simulate_optical_scene(OpticalRecipe(rows=64, cols=96, patch_count=(1, 2), patch_area_m2=(200.0, 800.0)),
+                                   np.random.default_rng(seed))
+    assert scene.image.shape == (4, 64, 96) and scene.landcover.shape == (7, 10)
+
+
 def test_same_seed_same_scene_and_bad_recipes_refused():
     a = simulate_optical_scene(OpticalRecipe(rows=128, cols=128), np.random.default_rng(3))
     b = simulate_optical_scene(OpticalRecipe(rows=128, cols=128), np.random.default_rng(3))
@@ -127,7 +134,7 @@ def test_processing_writes_the_scene_folder(minesar_provider, tmp_path):
     assert image.RasterCount == 4 and image.GetRasterBand(1).DataType == gdal.GDT_UInt16
     assert image.GetRasterBand(4).GetDescription() == "nir"
     landcover = gdal.Open(str(folder / "landcover" / "scene_000001.tif"))
-    assert landcover.GetGeoTransform()[1] == 10.0 and landcover.RasterXSize == 25
+    assert landcover.GetGeoTransform()[1] == 10.0 and landcover.RasterXSize == 26
     # The truth polygons, burnt on the scene grid, are the truth mask.
     vector = ogr.Open(str(folder / "patches.gpkg"))
     layer = vector.GetLayerByName("patches")

@@ -125,3 +125,27 @@ def test_builddataset_presets_are_named_and_reported(processing_run, tmp_path):
     described = json.loads((tmp_path / "p" / "dataset.json").read_text())
     assert (described["tile_size"], described["step"], described["rotations"]) == (256, 128, True)
     assert result["IMAGES"] == 4 and result["INSTANCES"] == 0
+
+
+def test_builddataset_takes_only_mining_features_of_a_truth_layer(processing_run, tmp_path):
+    scene = processing_run("simulatescene", {
+        "WIDTH": 256, "HEIGHT": 256, "SEED": 2, "BASINS": "3,3", "SUBSIDENCE": "30,100", "DISTRACTORS": 1.0,
+        "OUTPUT": str(tmp_path / "scene.tif"), "OUTPUT_TRUTH": str(tmp_path / "truth.gpkg")})
+    truth = QgsVectorLayer(scene["OUTPUT_TRUTH"], "truth", "ogr")
+    labels = [f["label"] for f in truth.getFeatures()]
+    assert labels.count("mining") == 3 and "background" in labels
+    result = processing_run("builddataset", {"INPUT": [scene["OUTPUT"]], "LABELS": truth, "PRESET": "custom",
+                                             "TILE_SIZE": 256, "OVERLAP": 0, "OUTPUT_FOLDER": str(tmp_path / "ds")})
+    assert result["IMAGES"] == 1 and result["INSTANCES"] == 3
+
+
+def test_scene_in_a_crs_without_an_epsg_code(processing_run, tmp_path):
+    proj = "+proj=tmerc +lat_0=0 +lon_0=111 +k=1 +x_0=500000 +y_0=0 +ellps=GRS80 +units=m +no_defs"
+    result = processing_run("simulatescene", {
+        "WIDTH": 64, "HEIGHT": 64, "CRS": QgsCoordinateReferenceSystem.fromProj(proj),
+        "OUTPUT": str(tmp_path / "s.tif"), "OUTPUT_TRUTH": str(tmp_path / "t.gpkg")})
+    for layer in (QgsRasterLayer(result["OUTPUT"], "s"), QgsVectorLayer(result["OUTPUT_TRUTH"], "t", "ogr")):
+        assert "+proj=tmerc" in layer.crs().toProj() and "+lon_0=111" in layer.crs().toProj()
+    with pytest.raises(QgsProcessingException, match="projected CRS in metres"):
+        processing_run("simulatescene", {"WIDTH": 64, "HEIGHT": 64, "CRS": "EPSG:4326",
+                                         "OUTPUT": str(tmp_path / "g.tif"), "OUTPUT_TRUTH": str(tmp_path / "g.gpkg")})

@@ -192,7 +192,10 @@ class DatasetWriter:
     """Writes samples into a dataset folder under a temporary name; ``with`` publishes it."""
 
     def __init__(self, folder: str, description: Dict, split_seed: int = 0,
-                 split_fractions: Dict[str, float] = None, rgb: bool = False):
+                 split_fractions: Dict[str, float] = None, rgb: bool = False,
+                 group_splits: Optional[Dict[str, str]] = None):
+        """``group_splits`` fixes each group's split (tiling decides it spatially); otherwise the
+        groups are split at the end by ``assign_splits``."""
         self._staged = StagedFolder(folder)
         self.folder = self._staged.folder
         self._temporary = self._staged.path
@@ -200,6 +203,7 @@ class DatasetWriter:
         self.split_seed = split_seed
         self.split_fractions = dict(DEFAULT_FRACTIONS if split_fractions is None else split_fractions)
         self.rgb = rgb
+        self._group_splits = group_splits
         self._images: List[Dict] = []
         self._annotations: List[Dict] = []
         self._names = set()
@@ -304,7 +308,8 @@ class DatasetWriter:
     def _finish(self) -> None:
         if not self._images:
             raise MineSARError(f"{self.folder}: no image was produced, so no dataset was written.")
-        splits = assign_splits((image["group"] for image in self._images), self.split_seed, self.split_fractions)
+        splits = self._group_splits or assign_splits(
+            (image["group"] for image in self._images), self.split_seed, self.split_fractions)
         listing = {s: [] for s in SPLITS}
         for image in self._images:
             image["split"] = splits[image["group"]]

@@ -5,6 +5,12 @@ Presets: seed 001 cut 800 × 800 tiles at 34 % overlap, seed 002 416 × 416 tile
 column are shifted back inside the raster (as SAHI does) so every tile is full; a raster smaller
 than a tile gives one tile padded with NaN. Each tile is read as a window, never the whole
 raster. Rotations and flips are separate images in the same split group as their original.
+
+Overlapping tiles share pixels, so the train/validation/test split is spatial: the ground is cut
+into square blocks of BLOCK_TILES tiles (in map units, the same for every raster, so
+interferograms of one area at other dates fall alike), each block draws its split, and a tile
+that straddles blocks of different splits is left out. No pixel, and no place, is then seen in
+two splits.
 """
 import math
 import os
@@ -14,14 +20,19 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal, ogr
 from shapely import affinity
+from scipy import ndimage
 from shapely.geometry import box
+from shapely.ops import unary_union
 
 from ..errors import MineSARError
 from ..io.colours import wrap
 from ..io.interferogram import open_interferogram
 from ..io.rasters import Window
 from ..progress import SILENT, Progress
-from .layout import DatasetWriter, Sample, _rasterize_quietly
+from .layout import DatasetWriter, Sample, _rasterize_quietly, assign_splits
+
+
+BLOCK_TILES = 4
 
 
 @dataclass(frozen=True)
@@ -138,12 +149,21 @@ def build_dataset(
         "rasters": [item.path for item, _, _ in plans],
         "skipped_tiles": 0,
     }
+    block_m = BLOCK_TILES * tile_size * abs(plans[0][1].geotransform[1])
+    blocks_of = {}
+    for item, source, tiles in plans:
+        for row, col in tiles:
+            blocks_of[(item.path, row, col)] = _blocks(source.geotransform, row, col, tile_size, block_m)
+    all_blocks = sorted({block for blocks in blocks_of.values() for block in blocks})
+    block_splits = assign_splits(all_blocks, split_seed, split_fractions)
+    description.update({"split_unit": "spatial block", "split_block_m": block_m, "border_tiles_left_out": 0})
     total = sum(len(tiles) for _, _, tiles in plans)
     done = 0
     skipped = 0
+    border = 0
     try:
         with DatasetWriter(folder, description, split_seed=split_seed, split_fractions=split_fractions,
-                           rgb=rgb) as writer:
+                           rgb=rgb, group_splits=block_splits) as writer:
             used_stems = set()
             for item, source, tiles in plans:
                 stem = _unique_stem(item.path, used_stems)
@@ -152,6 +172,10 @@ def build_dataset(
                 for row, col in tiles:
                     progress.update(done / total)
                     done += 1
+                    blocks = blocks_of[(item.path, row, col)]
+                    if len({block_splits[b] for b in blocks}) > 1:
+                        border += 1
+                        continue
                     phase, instances, attributes = _cut(source, pixel_polygons, item.attributes, row, col, tile_size)
                     valid = np.isfinite(phase)
                     if valid.mean() < min_valid_fraction or not valid.any() or (not instances and not keep_empty):
@@ -159,17 +183,28 @@ def build_dataset(
                         continue
                     if wrapped:
                         phase = wrap(phase)
-                    group = f"{stem}_{row // (2 * tile_size)}_{col // (2 * tile_size)}"
+                    group = blocks[0]
                     for suffix, quarter_turns, flip in _variants(rotations, flips):
                         writer.add(_variant_sample(
                             f"{stem}_r{row:05d}_c{col:05d}{suffix}", phase, instances, attributes, group,
                             quarter_turns, flip, source, row, col, item.path, wrapped))
             writer.description["skipped_tiles"] = skipped
+            writer.description["border_tiles_left_out"] = border
     finally:
         for _, source, _ in plans:
             source.close()
     progress.finish()
     return writer.description
+
+
+def _blocks(geotransform, row, col, tile_size, block_m) -> List[str]:
+    """Ids of the ground blocks a tile's footprint touches (map coordinates, same for every raster)."""
+    x0, dx, _, y0, _, dy = geotransform
+    xs = sorted((x0 + col * dx, x0 + (col + tile_size) * dx))
+    ys = sorted((y0 + row * dy, y0 + (row + tile_size) * dy))
+    # A footprint ending exactly on a block edge does not reach into the next block.
+    span = lambda low, high: range(int(np.floor(low / block_m)), int(np.ceil(high / block_m)))  # noqa: E731
+    return [f"block_{bx}_{by}" for by in span(*ys) for bx in span(*xs)]
 
 
 def _unique_stem(path: str, used: set) -> str:
@@ -204,12 +239,26 @@ def _cut(source, pixel_polygons, attributes, row, col, tile_size):
     for index, polygon in enumerate(pixel_polygons):
         if not polygon.intersects(bounds):
             continue
-        local = affinity.translate(polygon.intersection(bounds), -col, -row)
-        mask = rasterize_polygon(local, tile_size, tile_size)
+        part = _polygonal(polygon.intersection(bounds))
+        if part is None:
+            continue  # touches the tile along an edge or at a corner: nothing of it is inside
+        mask = rasterize_polygon(affinity.translate(part, -col, -row), tile_size, tile_size)
+        # A basin has no holes, and COCO polygons could not carry one: a drawn hole is filled.
+        mask = ndimage.binary_fill_holes(mask)
         if mask.any():
             instances.append(mask)
             kept_attributes.append(dict(attributes[index]) if index < len(attributes) else {})
     return phase, instances, kept_attributes
+
+
+def _polygonal(geometry):
+    """The areal part of an intersection (a polygon can touch a tile along a line or at a point)."""
+    if geometry.is_empty:
+        return None
+    if geometry.geom_type in ("Polygon", "MultiPolygon"):
+        return geometry if geometry.area > 0 else None
+    parts = [g for g in getattr(geometry, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon") and g.area > 0]
+    return unary_union(parts) if parts else None
 
 
 def _variant_sample(name, phase, instances, attributes, group, quarter_turns, flip, source, row, col, path,

@@ -59,6 +59,8 @@ def load_auxiliary(path: str, what: str) -> AuxiliaryRaster:
             values[values == nodata] = np.nan
         geotransform, crs_wkt = info.geotransform, info.crs_wkt
         dataset = None
+        if what == "GACOS":
+            values[values == 0] = np.nan  # a zenith delay is never 0: GACOS's "outside the model"
     if abs(geotransform[2]) > 0 or abs(geotransform[4]) > 0:
         raise MineSARError(f"{path}: rotated grids are not supported for {what} rasters.")
     if not np.isfinite(values).any():
@@ -106,9 +108,15 @@ def check_same_grid(rasters: Sequence[AuxiliaryRaster], what: str) -> None:
             )
 
 
-def random_window(raster_shape: Tuple[int, int], source_pixel_m: Tuple[float, float], rows: int, cols: int,
+_MIN_VALID = 0.95
+_WINDOW_TRIES = 50
+
+
+def random_window(values: np.ndarray, source_pixel_m: Tuple[float, float], rows: int, cols: int,
                   pixel_size_m: float, rng: np.random.Generator, path: str, what: str) -> Tuple[slice, slice]:
-    """A random block of the source covering rows × cols scene pixels on the ground."""
+    """A random block of the source covering rows × cols scene pixels on the ground, at least 95 %
+    valid (drawn again otherwise): a window of gaps would give an image without atmosphere."""
+    raster_shape = values.shape
     need_rows = int(math.ceil(rows * pixel_size_m / source_pixel_m[1])) + 1
     need_cols = int(math.ceil(cols * pixel_size_m / source_pixel_m[0])) + 1
     height, width = raster_shape
@@ -118,14 +126,24 @@ def random_window(raster_shape: Tuple[int, int], source_pixel_m: Tuple[float, fl
             f"{height * source_pixel_m[1] / 1000:.1f} km, a scene of {cols} × {rows} pixels of {pixel_size_m:g} m "
             f"needs {cols * pixel_size_m / 1000:.1f} × {rows * pixel_size_m / 1000:.1f} km."
         )
-    row0 = int(rng.integers(0, height - need_rows + 1))
-    col0 = int(rng.integers(0, width - need_cols + 1))
-    return slice(row0, row0 + need_rows), slice(col0, col0 + need_cols)
+    for _ in range(_WINDOW_TRIES):
+        row0 = int(rng.integers(0, height - need_rows + 1))
+        col0 = int(rng.integers(0, width - need_cols + 1))
+        window = slice(row0, row0 + need_rows), slice(col0, col0 + need_cols)
+        if np.isfinite(values[window]).mean() >= _MIN_VALID:
+            return window
+    raise MineSARError(f"{path}: no window of {need_cols} × {need_rows} pixels with {_MIN_VALID:.0%} valid values "
+                       f"in {_WINDOW_TRIES} random tries; the {what} raster has too many gaps.")
 
 
 def resample_block(block: np.ndarray, rows: int, cols: int, source_pixel_m, pixel_size_m: float) -> np.ndarray:
-    """Bilinear resampling of a source block to the scene grid; gaps filled with the block mean."""
-    filled = np.where(np.isfinite(block), block, np.nanmean(block))
+    """Bilinear resampling of a source block to the scene grid; small gaps take the nearest value
+    (a mean would put a false step into the delay)."""
+    gaps = ~np.isfinite(block)
+    filled = block
+    if gaps.any():
+        nearest = ndimage.distance_transform_edt(gaps, return_distances=False, return_indices=True)
+        filled = block[tuple(nearest)]
     row_coords = (np.arange(rows) + 0.5) * pixel_size_m / source_pixel_m[1] - 0.5
     col_coords = (np.arange(cols) + 0.5) * pixel_size_m / source_pixel_m[0] - 0.5
     grid_rows, grid_cols = np.meshgrid(row_coords, col_coords, indexing="ij")
@@ -145,8 +163,9 @@ class GacosPool:
         """(ZTD_a − ZTD_b in mm on the scene grid, (path_a, path_b))."""
         first, second = rng.choice(len(self.rasters), size=2, replace=False)
         a, b = self.rasters[int(first)], self.rasters[int(second)]
-        window = random_window(a.values.shape, a.pixel_size_m, rows, cols, pixel_size_m, rng, a.path, "GACOS")
-        difference = (a.values[window] - b.values[window]) * 1000.0
+        difference_m = a.values - b.values
+        window = random_window(difference_m, a.pixel_size_m, rows, cols, pixel_size_m, rng, a.path, "GACOS")
+        difference = difference_m[window] * 1000.0
         return resample_block(difference, rows, cols, a.pixel_size_m, pixel_size_m).astype(np.float32), (a.path, b.path)
 
 
@@ -158,5 +177,5 @@ class DemPool:
 
     def heights(self, rng: np.random.Generator, rows: int, cols: int, pixel_size_m: float) -> np.ndarray:
         r = self.raster
-        window = random_window(r.values.shape, r.pixel_size_m, rows, cols, pixel_size_m, rng, r.path, "DEM")
+        window = random_window(r.values, r.pixel_size_m, rows, cols, pixel_size_m, rng, r.path, "DEM")
         return resample_block(r.values[window], rows, cols, r.pixel_size_m, pixel_size_m).astype(np.float32)

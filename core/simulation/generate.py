@@ -157,7 +157,7 @@ def simulate_scene(
     recipe: SimulationRecipe,
     seed: int,
     origin: Tuple[float, float] = _ORIGIN,
-    epsg: int = SIMULATION_EPSG,
+    crs_wkt: Optional[str] = None,
     gacos_paths: Sequence[str] = (),
     dem_path: Optional[str] = None,
     coherence_path: Optional[str] = None,
@@ -173,6 +173,7 @@ def simulate_scene(
     if recipe.rows * recipe.cols > _MAX_SCENE_PIXELS:
         raise MineSARError(f"A simulated scene of {recipe.cols} × {recipe.rows} is above "
                            f"{_MAX_SCENE_PIXELS:,} pixels; simulate several smaller ones.")
+    crs_wkt = crs_wkt or epsg_wkt(SIMULATION_EPSG)
     gacos = GacosPool(list(gacos_paths)) if gacos_paths else None
     dem = DemPool(dem_path) if dem_path else None
     progress.update(0.0)
@@ -180,7 +181,6 @@ def simulate_scene(
     progress.update(0.6)
     scene = image.scene
     geotransform = (origin[0], recipe.pixel_size_m, 0.0, origin[1], 0.0, -recipe.pixel_size_m)
-    crs_wkt = epsg_wkt(epsg)
     tags = simulated_tags(recipe, 0, seed, scene.atmosphere_source)
     outputs = [(path, scene.phase, tags, "wrapped phase (rad)")]
     if coherence_path:

@@ -170,7 +170,7 @@ def draw_basins(recipe: SimulationRecipe, rng: np.random.Generator) -> List[Basi
             y = neighbour.y_m + distance * math.sin(direction)
         else:
             x, y = rng.uniform(0.0, width_m), rng.uniform(0.0, height_m)
-        # Centres stay inside the scene so every labelled basin is at least half visible.
+        # Centres stay inside the scene, away from its edge, so a basin is not merely grazed by it.
         margin = min(0.25 * half_extent, 0.25 * min(width_m, height_m))
         x = float(np.clip(x, margin, width_m - margin))
         y = float(np.clip(y, margin, height_m - margin))

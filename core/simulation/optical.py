@@ -154,12 +154,12 @@ def simulate_optical_scene(recipe: OpticalRecipe, rng: np.random.Generator) -> O
     shade = np.sin(elevation) * np.cos(slope) + np.cos(elevation) * np.sin(slope) * np.cos(azimuth - aspect)
     shade = np.clip(shade / max(math.sin(elevation), 1e-3), 0.15, 1.6)
 
-    cover = np.where(power_law_screen(shape, p, rng, slope=-3.5) > rng.uniform(-0.3, 0.6), "desert", "steppe")
+    desert = power_law_screen(shape, p, rng, slope=-3.5) > rng.uniform(-0.3, 0.6)
     classes = np.full(shape, WORLDCOVER["bare"], dtype=np.uint8)
-    classes[cover == "steppe"] = WORLDCOVER["grassland"]
-    reflectance = np.empty((4,) + shape, dtype=np.float64)
+    classes[~desert] = WORLDCOVER["grassland"]
+    reflectance = np.empty((4,) + shape, dtype=np.float32)
     for band in range(4):
-        reflectance[band] = np.where(cover == "desert", _REFLECTANCE["desert"][band], _REFLECTANCE["steppe"][band])
+        reflectance[band] = np.where(desert, _REFLECTANCE["desert"][band], _REFLECTANCE["steppe"][band])
     texture = 1.0 + 0.08 * power_law_screen(shape, p, rng, slope=-2.0)
 
     occupied = np.zeros(shape, dtype=bool)
@@ -190,7 +190,7 @@ def simulate_optical_scene(recipe: OpticalRecipe, rng: np.random.Generator) -> O
         target = min(target, 0.2 * rows * cols)
         centre = (rng.uniform(0.1 * cols, 0.9 * cols), rng.uniform(0.1 * rows, 0.9 * rows))
         polygon = _irregular_polygon(rng, centre, target).intersection(box(0, 0, cols, rows))
-        if polygon.is_empty or polygon.geom_type != "Polygon" or polygon.area < 0.5 * area_px[0]:
+        if polygon.is_empty or polygon.geom_type != "Polygon" or polygon.area < area_px[0]:
             continue
         mask = _burn(polygon, shape)
         grown = ndimage.binary_dilation(mask, iterations=4)
@@ -201,12 +201,12 @@ def simulate_optical_scene(recipe: OpticalRecipe, rng: np.random.Generator) -> O
         classes[mask] = WORLDCOVER["bare"]
         patches.append(Patch(kind, polygon))
 
-    dn = (_DN_OFFSET + _DN_GAIN * reflectance * texture[None] * shade[None])
+    dn = _DN_OFFSET + _DN_GAIN * reflectance * texture[None] * shade[None].astype(np.float32)
     dn = ndimage.gaussian_filter(dn, sigma=(0, 0.6, 0.6))  # sensor point spread
-    dn += rng.normal(0.0, 6.0, size=dn.shape)
+    dn += rng.normal(0.0, 6.0, size=dn.shape).astype(np.float32)
     image = np.clip(np.round(dn), 1, 65535).astype(np.uint16)
 
-    factor = max(1, int(round(10.0 / p)))
+    factor = landcover_factor(p)
     landcover = _majority(classes, factor)
     preliminary, notes = imperfect_mask(truth > 0, patches, confusers, shade, rng)
     return OpticalScene(image, truth, preliminary, landcover, factor, patches, confusers, notes)
@@ -215,7 +215,8 @@ def simulate_optical_scene(recipe: OpticalRecipe, rng: np.random.Generator) -> O
 def _add_cropland(rng, shape, classes, occupied, confusers, paint):
     rows, cols = shape
     for _ in range(int(rng.integers(0, 3))):
-        width, height = rng.uniform(60, 220), rng.uniform(40, 160)
+        # Fields fit in a small scene too.
+        width, height = rng.uniform(60, 220) * min(1.0, 0.5 * cols / 220), rng.uniform(40, 160) * min(1.0, 0.5 * rows / 160)
         x, y = rng.uniform(0, cols - width), rng.uniform(0, rows - height)
         field_box = box(x, y, x + width, y + height)
         mask = _burn(field_box, shape) & ~occupied
@@ -316,11 +317,17 @@ def _paint_mine(kind, mask, polygon, rng, reflectance, pixel_size_m):
         reflectance[band][mask] = np.clip(base[band] * factor + tint[band], 0.01, 0.9)
 
 
+def landcover_factor(pixel_size_m: float) -> int:
+    """Image pixels per land-cover pixel: WorldCover's 10 m, rounded to a whole number of pixels."""
+    return max(1, int(round(10.0 / pixel_size_m)))
+
+
 def _majority(classes: np.ndarray, factor: int) -> np.ndarray:
-    rows, cols = classes.shape[0] // factor, classes.shape[1] // factor
-    if rows == 0 or cols == 0:
-        raise MineSARError("The scene is smaller than one land-cover pixel (10 m).")
-    blocks = classes[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor).transpose(0, 2, 1, 3)
+    """Majority class per factor × factor block; a partial last block covers the scene's edge."""
+    rows, cols = -(-classes.shape[0] // factor), -(-classes.shape[1] // factor)
+    padded = np.pad(classes, ((0, rows * factor - classes.shape[0]), (0, cols * factor - classes.shape[1])),
+                    mode="edge")
+    blocks = padded.reshape(rows, factor, cols, factor).transpose(0, 2, 1, 3)
     blocks = blocks.reshape(rows, cols, factor * factor)
     codes = np.array(sorted(WORLDCOVER.values()), dtype=np.uint8)
     counts = np.stack([(blocks == code).sum(axis=2) for code in codes], axis=-1)

@@ -5,7 +5,7 @@
     images/NAME.tif         uint16 B, G, R, NIR at the recipe's pixel size (UTM 48N, Ningxia)
     masks/NAME.tif          uint8 truth: 0 background, 1 coal gangue, 2 iron ore, 3 clay, 4 sandstone
     preliminary/NAME.tif    uint8 imperfect first answer (1 = mine patch)
-    landcover/NAME.tif      uint8 ESA WorldCover codes at 10 m
+    landcover/NAME.tif      uint8 ESA WorldCover codes at ≈10 m (a whole number of image pixels)
     patches.gpkg            layers "patches" (scene, patch_id, kind, kind_code, area_m2) and
                             "confusers" (scene, kind): shadows aside, what looks like a mine and is not
 """
@@ -17,11 +17,11 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 from shapely import affinity
 
-from ..dataset.layout import SPLITS, StagedFolder, assign_splits, write_json
+from ..dataset.layout import DEFAULT_FRACTIONS, SPLITS, StagedFolder, assign_splits, write_json
 from ..errors import MineSARError
 from ..io.rasters import _GdalFailures, epsg_wkt
 from ..progress import SILENT, Progress
-from .optical import BANDS, MINE_CODES, WORLDCOVER, OpticalRecipe, simulate_optical_scene
+from .optical import BANDS, MINE_CODES, WORLDCOVER, OpticalRecipe, landcover_factor, simulate_optical_scene
 
 OPTICAL_EPSG = 32648  # UTM 48N: the Weiningbeishan area of seed 003
 _ORIGIN = (560_000.0, 4_150_000.0)
@@ -120,7 +120,8 @@ def simulate_optical_scenes(folder: str, recipe: OpticalRecipe, count: int, seed
         vector = None
         splits = assign_splits([s["name"] for s in scenes], seed, split_fractions)
         listing = {s: [f"images/{scene['name']}.tif" for scene in scenes if splits[scene["name"]] == s] for s in SPLITS}
-        write_json(os.path.join(staged.path, "split.json"), dict({"seed": seed, "unit": "scene"}, **listing))
+        write_json(os.path.join(staged.path, "split.json"),
+                   dict({"seed": seed, "fractions": split_fractions or DEFAULT_FRACTIONS, "unit": "scene"}, **listing))
         description = {
             "format": FORMAT_NAME,
             "version": 1,
@@ -131,6 +132,7 @@ def simulate_optical_scenes(folder: str, recipe: OpticalRecipe, count: int, seed
             "bands": list(BANDS),
             "mine_kinds": MINE_CODES,
             "landcover_codes": WORLDCOVER,
+            "landcover_pixel_m": landcover_factor(recipe.pixel_size_m) * recipe.pixel_size_m,
             "scenes": scenes,
             "patches": patch_id,
             "split_counts": {s: len(listing[s]) for s in SPLITS},
