@@ -329,3 +329,67 @@ def test_render_round_trips_through_rgb_to_phase(tmp_path):
     assert angle_error(rgb_to_phase(np.moveaxis(dark, 0, -1))[valid], phase[valid]).max() < 2 * np.pi / 1000
     assert (tmp_path / "dark.wld").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cc.tif", "dark.png", "dark.png.aux.xml", "dark.wld", "in.tif", "plain.tif"]
+
+
+# --- complex import (KEEP_COMPLEX) -------------------------------------------------------------
+
+def write_gamma_diff(folder, z):
+    """A geocoded GAMMA complex interferogram: big-endian >c8 with the dem_par of its UTM grid."""
+    lines, width = z.shape
+    path = folder / "20200101_20200113.diff"
+    np.asarray(z, np.complex64).astype(">c8").tofile(path)
+    (folder / "scene.dem_par").write_text(
+        f"DEM_projection: UTM\nwidth: {width}\nnlines: {lines}\ncorner_north: 4200000.0 m\n"
+        "corner_east: 500000.0 m\npost_north: -30.0 m\npost_east: 30.0 m\nellipsoid_name: WGS 84\n"
+        "projection_zone: 50\nfalse_northing: 0.0 m\n"
+    )
+    (folder / "20200101.mli.par").write_text("date:  2020 01 01 10 00 00\nradar_frequency:  5.405e9 Hz\n")
+    return str(path)
+
+
+def test_keep_complex_import_reads_back_as_phase_and_as_complex_values(tmp_path):
+    from minesar.core.importer import import_interferogram
+    from minesar.core.preprocess.blocks import complex_reader
+    from minesar.core.io.rasters import Window
+
+    rng = np.random.default_rng(12)
+    z = (rng.uniform(0.5, 4.0, (30, 40)) * np.exp(1j * rng.uniform(-np.pi, np.pi, (30, 40)))).astype(np.complex64)
+    z[3, 5:9] = 0  # GAMMA's nodata
+    with open_interferogram(write_gamma_diff(tmp_path, z)) as source:
+        summary = import_interferogram(source, str(tmp_path / "kept.tif"), keep_complex=True)
+    assert summary.complex_kept and summary.valid_fraction == pytest.approx(1 - 4 / 1200)
+    dataset = gdal.Open(str(tmp_path / "kept.tif"))
+    assert dataset.GetRasterBand(1).DataType == gdal.GDT_CFloat32
+    np.testing.assert_array_equal(dataset.ReadAsArray(), z)  # amplitude and phase bit for bit
+    tags = read_tags(str(tmp_path / "kept.tif"))[0]
+    assert tags["MINESAR_KIND"] == "wrapped" and tags["DATE2"] == "2020-01-13" and tags["SOURCE_FORMAT"] == "GAMMA"
+    assert float(tags["WAVELENGTH_M"]) == pytest.approx(299_792_458.0 / 5.405e9)
+    with open_interferogram(str(tmp_path / "kept.tif")) as again:
+        assert again.metadata.kind == "wrapped" and again.is_georeferenced
+        phase = again.read(Window(0, 0, 40, 30))
+        values = complex_reader(again)(Window(0, 0, 40, 30))
+    assert np.isnan(phase[3, 5:9]).all() and np.isfinite(phase).sum() == 1196
+    valid = z != 0
+    np.testing.assert_allclose(phase[valid], np.angle(z[valid]), atol=1e-6)
+    np.testing.assert_array_equal(values, z)
+    # Without KEEP_COMPLEX the import is float32 phase, as before.
+    with open_interferogram(str(tmp_path / "20200101_20200113.diff")) as source:
+        assert not import_interferogram(source, str(tmp_path / "phase.tif")).complex_kept
+    assert gdal.Open(str(tmp_path / "phase.tif")).GetRasterBand(1).DataType == gdal.GDT_Float32
+
+
+def test_keep_complex_on_a_phase_raster_imports_float_phase(tmp_path):
+    from minesar.core.importer import import_interferogram
+
+    path = write_phase(tmp_path / "p.tif", np.linspace(-3, 3, 200).reshape(10, 20))
+    with open_interferogram(path) as source:
+        summary = import_interferogram(source, str(tmp_path / "out.tif"), keep_complex=True)
+    assert not summary.complex_kept
+    assert gdal.Open(str(tmp_path / "out.tif")).GetRasterBand(1).DataType == gdal.GDT_Float32
+
+
+def test_wrong_kind_message_says_how_to_set_it(tmp_path):
+    unwrapped = write_geotiff(tmp_path / "u.tif", np.ones((20, 20), np.float32) * 9, gdal.GDT_Float32,
+                              metadata={"MINESAR_KIND": "unwrapped"})
+    with open_interferogram(unwrapped) as source, pytest.raises(MineSARError, match="importinterferogram and its KIND"):
+        goldstein_filter(source, str(tmp_path / "out.tif"))
