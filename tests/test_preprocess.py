@@ -37,6 +37,11 @@ def read(path, band=1):
     return dataset.GetRasterBand(band).ReadAsArray()
 
 
+def data_type(path):
+    dataset = gdal.Open(str(path))  # held while its band is asked
+    return dataset.GetRasterBand(1).DataType
+
+
 def angle_error(a, b):
     return np.abs(wrap(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
 
@@ -375,7 +380,7 @@ def test_keep_complex_import_reads_back_as_phase_and_as_complex_values(tmp_path)
     # Without KEEP_COMPLEX the import is float32 phase, as before.
     with open_interferogram(str(tmp_path / "20200101_20200113.diff")) as source:
         assert not import_interferogram(source, str(tmp_path / "phase.tif")).complex_kept
-    assert gdal.Open(str(tmp_path / "phase.tif")).GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert data_type(str(tmp_path / "phase.tif")) == gdal.GDT_Float32
 
 
 def test_keep_complex_on_a_phase_raster_imports_float_phase(tmp_path):
@@ -385,7 +390,7 @@ def test_keep_complex_on_a_phase_raster_imports_float_phase(tmp_path):
     with open_interferogram(path) as source:
         summary = import_interferogram(source, str(tmp_path / "out.tif"), keep_complex=True)
     assert not summary.complex_kept
-    assert gdal.Open(str(tmp_path / "out.tif")).GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert data_type(str(tmp_path / "out.tif")) == gdal.GDT_Float32
 
 
 def test_wrong_kind_message_says_how_to_set_it(tmp_path):
@@ -393,3 +398,28 @@ def test_wrong_kind_message_says_how_to_set_it(tmp_path):
                               metadata={"MINESAR_KIND": "unwrapped"})
     with open_interferogram(unwrapped) as source, pytest.raises(MineSARError, match="importinterferogram and its KIND"):
         goldstein_filter(source, str(tmp_path / "out.tif"))
+
+
+def test_render_brightness_is_coherence_by_tag_or_name_never_by_range(tmp_path):
+    from minesar.core.preprocess.render import render_interferogram
+
+    rows, cols = 20, 30
+    phase = np.zeros((rows, cols), np.float32)  # phase 0: pure red, so the red channel is the brightness
+    path = write_phase(tmp_path / "in.tif", phase)
+    # Calibrated σ⁰ lies within 0–1 too; it is an amplitude, scaled by its scene mean.
+    sigma0 = np.full((rows, cols), 0.04, np.float32)
+    sigma0[:, :15] = 0.16  # scene mean 0.1
+    sigma_path = write_geotiff(tmp_path / "sigma0.tif", sigma0, gdal.GDT_Float32)
+    coherence_path = write_geotiff(tmp_path / "pair.cc.tif", sigma0, gdal.GDT_Float32)  # named coherence, untagged
+    with open_interferogram(path) as source:
+        amplitude = render_interferogram(source, str(tmp_path / "amp.tif"), brightness_path=sigma_path)
+        coherence = render_interferogram(source, str(tmp_path / "coh.tif"), brightness_path=coherence_path)
+        with pytest.raises(MineSARError, match="in.tif: both a brightness raster .*choose one"):
+            render_interferogram(source, str(tmp_path / "both.tif"), brightness_path=sigma_path, amplitude_brightness=True)
+    assert amplitude["reference"] == pytest.approx(0.1) and amplitude["brightness"] == "amplitude sigma0.tif"
+    red = read(tmp_path / "amp.tif")
+    assert red[0, 0] == 255 and red[0, -1] == round(255 * 0.4 ** 0.35)  # 0.16/0.1 clips at 1; 0.04/0.1
+    assert coherence["reference"] == 1.0 and coherence["brightness"].startswith("coherence")
+    red = read(tmp_path / "coh.tif")
+    assert red[0, 0] == round(255 * 0.16 ** 0.35) and red[0, -1] == round(255 * 0.04 ** 0.35)
+    assert not (tmp_path / "both.tif").exists()
