@@ -62,9 +62,12 @@ def test_filter_residues_multilook_coherence_chain(run, tmp_path, noisy_ifg):
     path, noisy = noisy_ifg
     before = run("phaseresidues", {"INPUT": path, "OUTPUT": str(tmp_path / "r0.tif")})
     assert before["TOTAL"] == count_residues(noisy).total > 100
-    filtered = run("goldsteinfilter", {"INPUT": path, "ALPHA": 0.8, "OUTPUT": str(tmp_path / "f.tif")})["OUTPUT"]
+    filtered = run("goldsteinfilter", {"INPUT": path, "OUTPUT": str(tmp_path / "f.tif")})["OUTPUT"]  # α = 0.5
     after = run("phaseresidues", {"INPUT": filtered, "OUTPUT": str(tmp_path / "r1.tif")})
     assert after["TOTAL"] < 0.2 * before["TOTAL"]
+    classic = run("goldsteinfilter", {"INPUT": path, "BLENDING": "triangular", "OUTPUT": str(tmp_path / "t.tif")})
+    assert "blending=triangular" in gdal.Open(classic["OUTPUT"]).GetMetadataItem("MINESAR_FILTER")
+    assert run("phaseresidues", {"INPUT": classic["OUTPUT"], "OUTPUT": str(tmp_path / "r2.tif")})["TOTAL"] < 0.2 * before["TOTAL"]
     looked = run("multilook", {"INPUT": filtered, "RANGE_LOOKS": 2, "AZIMUTH_LOOKS": 4, "OUTPUT": str(tmp_path / "m.tif")})
     assert (looked["WIDTH"], looked["HEIGHT"]) == (50, 30)
     dataset = gdal.Open(looked["OUTPUT"])
@@ -72,8 +75,10 @@ def test_filter_residues_multilook_coherence_chain(run, tmp_path, noisy_ifg):
     assert dataset.GetMetadataItem("DATE1") == "2020-01-01"
     coherence = run("estimatecoherence", {"INPUT": filtered, "WINDOW": 5, "OUTPUT": str(tmp_path / "c.tif")})
     assert "phase-only" in coherence["ESTIMATOR"]
-    # Filtered phase is smooth: its phase-only coherence is far above the noise level 1/5.
-    assert np.nanmedian(read(coherence["OUTPUT"])) > 0.9
+    raw = run("estimatecoherence", {"INPUT": path, "WINDOW": 5, "OUTPUT": str(tmp_path / "c0.tif")})
+    # Filtered phase is smooth: its phase-only coherence is far above the noisy input's and the
+    # noise level 1/5 (medians measured: 0.81 against 0.59 at α = 0.5).
+    assert np.nanmedian(read(coherence["OUTPUT"])) > 0.75 and np.nanmedian(read(raw["OUTPUT"])) < 0.65
 
 
 def test_render_png_and_hotspots(run, tmp_path, noisy_ifg):
