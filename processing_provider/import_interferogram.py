@@ -78,11 +78,11 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
                 fileFilter="GAMMA parameter files (*.par *.off *.diff_par *.dem_par);;All files (*)",
             ),
             QgsProcessingParameterBoolean(
-                "KEEP_COMPLEX", "Keep a complex interferogram complex (amplitude and phase, CFloat32)",
+                "ALLOW_PIXEL_COORDINATES", "Import without georeference (pixel coordinates) if there is none",
                 defaultValue=False,
             ),
             QgsProcessingParameterBoolean(
-                "ALLOW_PIXEL_COORDINATES", "Import without georeference (pixel coordinates) if there is none",
+                "KEEP_COMPLEX", "Keep a complex interferogram complex (amplitude and phase, CFloat32)",
                 defaultValue=False,
             ),
         ]
