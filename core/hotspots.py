@@ -10,8 +10,12 @@ pass; NaN/nodata pixels are excluded from n, the means and every neighbour sum, 
 score. Gi* is a z-score; p is two-sided from the normal distribution; classes as ArcGIS's Gi_Bin:
 ±3 at 99 % (p < 0.01), ±2 at 95 %, ±1 at 90 %, 0 otherwise, positive = hot.
 
-The band is a circle in map units (an ellipse in pixels when pixels are not square), turned into
-one run of columns per row offset; run sums come from per-row cumulative sums, so each output
+The band is a circle of DISTANCE metres (an ellipse in pixels when pixels are not square), turned
+into one run of columns per row offset. Pixel sizes are taken in metres: projected map units times
+their length in metres; degrees of a geographic CRS at the raster's centre latitude, on the CRS's
+ellipsoid, separately east–west (N cos φ) and north–south (M), so a band on a lat/lon grid is an
+ellipse in pixels; a raster without a geotransform is measured in pixels. Bands that reach across
+the raster, or that would need more memory or time than a run can give, are refused up front; run sums come from per-row cumulative sums, so each output
 strip is exactly what a whole-raster pass gives (the halo is the band's radius in rows), and the
 cost is (2r + 1) array passes for a radius of r rows.
 """
@@ -24,7 +28,7 @@ import numpy as np
 from scipy.special import erfc
 
 from .errors import MineSARError
-from .io.rasters import AtomicGeoTiff, Window, describe, open_raster, read_window
+from .io.rasters import DEFAULT_BLOCK_BYTES, AtomicGeoTiff, Window, describe, open_raster, read_window
 from .preprocess.blocks import RunningStatistics, halo_strips, read_rows
 from .progress import SILENT, Progress
 
@@ -36,6 +40,11 @@ CLASS_LABELS = {
     -1: "Cold spot, 90% confidence", -2: "Cold spot, 95% confidence", -3: "Cold spot, 99% confidence",
 }
 _BYTES_PER_PIXEL = 64  # values, mask and their float64 cumulative sums, plus outputs
+# A strip reads its core rows plus the band's reach above and below; with cores at least as tall
+# as the reach, the halo at most triples the reads. Beyond these bounds the run is hopeless on a
+# desktop (memory), or takes hours: (2r + 1) passes over every pixel, twice (sums and counts).
+_MAX_STRIP_BYTES = 2 * 1024 ** 3
+_MAX_BAND_PASSES = 2e11  # pixel × band-row operations, roughly ten minutes of numpy
 
 
 @dataclass
@@ -46,6 +55,41 @@ class HotspotSummary:
     rows_in_band: int
     pixels_in_band: int
     class_counts: Dict[int, int] = field(default_factory=dict)
+
+
+def pixel_size_in_metres(geotransform, crs_wkt: Optional[str], height: int) -> Tuple[float, float, str]:
+    """(width, height) of a pixel in metres and how they were measured.
+
+    Geographic CRS: at the centre latitude φ of the raster, a degree spans N·cos φ·π/180 m east–
+    west and M·π/180 m north–south (N, M: the ellipsoid's prime-vertical and meridional radii of
+    curvature). Projected CRS: map units × their length in metres. No CRS: map units taken as
+    metres. No geotransform: 1 × 1 (the distance is in pixels).
+    """
+    if geotransform is None:
+        return 1.0, 1.0, "pixels (no geotransform)"
+    width, height_units = abs(geotransform[1]), abs(geotransform[5])
+    if not crs_wkt:
+        return width, height_units, "map units taken as metres (no CRS)"
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    if srs.ImportFromWkt(crs_wkt) != 0:
+        return width, height_units, "map units taken as metres (unreadable CRS)"
+    if srs.IsGeographic():
+        semi_major = srs.GetSemiMajor()
+        inverse_flattening = srs.GetInvFlattening()
+        flattening = 1.0 / inverse_flattening if inverse_flattening else 0.0
+        e2 = flattening * (2.0 - flattening)
+        latitude = geotransform[3] + geotransform[5] * height / 2.0
+        unit = srs.GetAngularUnits() or math.radians(1.0)  # radians per CRS unit
+        sin_lat = math.sin(math.radians(max(-90.0, min(90.0, latitude * unit / math.radians(1.0)))))
+        prime_vertical = semi_major / math.sqrt(1.0 - e2 * sin_lat ** 2)
+        meridional = semi_major * (1.0 - e2) / (1.0 - e2 * sin_lat ** 2) ** 1.5
+        cos_lat = math.sqrt(max(0.0, 1.0 - sin_lat ** 2))
+        return (width * unit * prime_vertical * cos_lat, height_units * unit * meridional,
+                f"degrees at latitude {math.degrees(math.asin(sin_lat)):.4f}")
+    metres = srs.GetLinearUnits() or 1.0
+    return width * metres, height_units * metres, "metres" if metres == 1.0 else f"map units of {metres:g} m"
 
 
 def band_runs(distance: float, pixel_width: float, pixel_height: float) -> List[Tuple[int, int]]:
@@ -92,7 +136,7 @@ def getis_ord_hotspots(
     progress: Progress = SILENT,
     block_bytes: Optional[int] = None,
 ) -> HotspotSummary:
-    """Gi* of band ``band`` of the raster at ``path`` with a ``distance`` band in map units (pixels
+    """Gi* of band ``band`` of the raster at ``path`` with a ``distance`` band in metres (pixels
     when the raster has no geotransform); writes the classes and optionally z and p."""
     dataset = open_raster(path)
     info = describe(dataset)
@@ -105,14 +149,34 @@ def getis_ord_hotspots(
     geotransform = info.geotransform
     if geotransform is not None and (geotransform[2] or geotransform[4]):
         raise MineSARError(f"{path}: a rotated grid; resample it north-up first.")
-    pixel_width, pixel_height = (abs(geotransform[1]), abs(geotransform[5])) if geotransform else (1.0, 1.0)
+    pixel_width, pixel_height, measured = pixel_size_in_metres(geotransform, info.crs_wkt, info.height)
+    size = f"{pixel_width:.4g} × {pixel_height:.4g} m" if geotransform else "1 × 1 px"
     if distance < min(pixel_width, pixel_height):
         raise MineSARError(
-            f"DISTANCE = {distance:g} is less than one pixel ({pixel_width:g} × {pixel_height:g} map units): "
+            f"DISTANCE = {distance:g} m is less than one pixel of {path} ({size}, {measured}): "
             "the band would hold only the pixel itself."
         )
+    # Reach in rows and widest run in columns, before any array is made.
+    reach = int(math.floor(distance / pixel_height + 1e-9)) if pixel_height > 0 else math.inf
+    widest = int(math.floor(distance / pixel_width + 1e-9)) if pixel_width > 0 else math.inf
+    if reach >= info.height or widest >= info.width:
+        raise MineSARError(
+            f"{path}: a DISTANCE of {distance:g} m spans {widest} columns and {reach} rows either side "
+            f"(pixels of {size}, {measured}) but the raster is {info.width} × {info.height} px: the band "
+            "would take in the whole raster and Gi* compares each neighbourhood with the raster itself. "
+            "Give a DISTANCE in metres much smaller than the raster."
+        )
+    width_px, height_px = info.width, info.height
+    strip_bytes = 3 * reach * width_px * _BYTES_PER_PIXEL
+    passes = 2.0 * width_px * height_px * (2 * reach + 1)
+    if strip_bytes > _MAX_STRIP_BYTES or passes > _MAX_BAND_PASSES:
+        raise MineSARError(
+            f"{path}: a DISTANCE of {distance:g} m reaches {reach} rows either side (pixels of {size}); "
+            f"each strip would need {strip_bytes / 1024 ** 3:.1f} GiB and the run {passes:.2g} pixel "
+            "operations, more than a run can take. Use a smaller DISTANCE or multilook the raster "
+            "first (minesar:multilook)."
+        )
     runs = band_runs(distance, pixel_width, pixel_height)
-    reach = max(dy for dy, _ in runs)
     nodata = info.nodata[band - 1]
 
     def read(window: Window) -> np.ndarray:
@@ -123,7 +187,9 @@ def getis_ord_hotspots(
         return values
 
     width, height = info.width, info.height
-    strips = list(halo_strips(height, width, _BYTES_PER_PIXEL, reach, block_bytes))
+    # Cores at least as tall as the reach, or a wide band would shrink strips to one row each.
+    budget = max(DEFAULT_BLOCK_BYTES if block_bytes is None else block_bytes, strip_bytes)
+    strips = list(halo_strips(height, width, _BYTES_PER_PIXEL, reach, budget))
     steps = 2 * len(strips)
     statistics = RunningStatistics()
     for index, strip in enumerate(strips):  # pass 1: global mean and standard deviation
@@ -133,14 +199,17 @@ def getis_ord_hotspots(
     if n < 2:
         raise MineSARError(f"{path}: {n} valid pixel(s); Gi* needs a raster with valid values.")
     mean, std = statistics.mean, statistics.std
-    if not std > 0:
+    # low == high is exact; a tiny std from rounding of a constant raster would be mistaken for spread.
+    if statistics.low == statistics.high or not std > 0:
         raise MineSARError(f"{path}: every valid pixel has the value {mean:g}; there is nothing to cluster.")
 
     counts = {level: 0 for level in CLASS_LABELS}
+    scored = 0
     common = dict(geotransform=geotransform, crs_wkt=info.crs_wkt)
     tags = {
         "MINESAR_PRODUCT": "Getis-Ord Gi* hot spots",
-        "GI_SOURCE": path, "GI_BAND": str(band), "GI_DISTANCE": f"{distance:.9g}",
+        "GI_SOURCE": path, "GI_BAND": str(band), "GI_DISTANCE_M": f"{distance:.9g}",
+        "GI_PIXEL_SIZE_M": f"{pixel_width:.6g} x {pixel_height:.6g} ({measured})",
         "GI_MEAN": f"{mean:.9g}", "GI_STD": f"{std:.9g}", "GI_VALID_PIXELS": str(n),
     }
     outputs = [AtomicGeoTiff(classes_path, width, height, dtype=np.int16, nodata=CLASS_NODATA, metadata=tags,
@@ -161,6 +230,7 @@ def getis_ord_hotspots(
             z = np.full(sums.shape, np.nan)
             centre_valid = valid[strip.core] & (spread > 0)
             z[centre_valid] = (sums[centre_valid] - mean * weights[centre_valid]) / spread[centre_valid]
+            scored += int(np.count_nonzero(centre_valid))
             p = erfc(np.abs(z) / math.sqrt(2.0))
             classes = classify(z, p)
             for level in CLASS_LABELS:
@@ -172,6 +242,12 @@ def getis_ord_hotspots(
             if p_path:
                 next(extra).write(p.astype(np.float32), strip.start)
         progress.check_cancelled()
+        if scored == 0:
+            # n W − W² = 0 everywhere: every band holds all n valid pixels, Gi* is 0/0.
+            raise MineSARError(
+                f"{path}: the {distance:g} m band around every valid pixel takes in all {n} valid pixels, "
+                "so Gi* is undefined (0/0) everywhere. Use a smaller DISTANCE."
+            )
         opened[0].band_metadata[1] = {f"CLASS_{level}": str(count) for level, count in counts.items()}
     progress.finish()
     return HotspotSummary(n, mean, std, 2 * reach + 1, sum(2 * half + 1 for _, half in runs), counts)

@@ -5,6 +5,13 @@ and tags every later step reads back (kind, dates, wavelength, incidence, headin
 strip by strip, so the input may be far larger than memory, and it appears only when complete.
 Band statistics and robust percentiles (from a regular subsample) go into the file, so QGIS can
 style a large raster without another pass.
+
+With ``keep_complex`` a complex interferogram (GAMMA .int/.diff/.diff_filt, a complex GDAL raster)
+is written as a CFloat32 GeoTIFF instead: amplitude and phase both kept, complex 0 as nodata (the
+convention of GAMMA and of every MineSAR reader; non-finite input values become 0), the same tags.
+The amplitude is what multilooking (amplitude-weighted complex mean), coherence (|Σz|/Σ|z|) and
+rendering (amplitude brightness) need; float32 phase would lose it. Band statistics are not
+written for it: QGIS would take them for the real part's.
 """
 import os
 from dataclasses import dataclass
@@ -15,6 +22,7 @@ import numpy as np
 from .errors import MineSARError
 from .io.interferogram import InterferogramSource
 from .io.rasters import AtomicGeoTiff, rows_per_strip, strip_windows
+from .preprocess.blocks import complex_reader
 from .progress import SILENT, Progress
 
 BAND_DESCRIPTIONS = {
@@ -22,6 +30,7 @@ BAND_DESCRIPTIONS = {
     "unwrapped": "unwrapped phase (rad)",
     "coherence": "coherence",
 }
+COMPLEX_DESCRIPTION = "complex interferogram (phase = wrapped phase, amplitude kept; 0 = nodata)"
 _SAMPLE_TARGET = 250_000  # values kept for the percentiles; enough for 0.1 % precision
 
 
@@ -36,6 +45,7 @@ class ImportSummary:
     mean: float
     p02: float
     p98: float
+    complex_kept: bool = False  # CFloat32 written (keep_complex on a complex input)
 
 
 def import_interferogram(
@@ -43,12 +53,16 @@ def import_interferogram(
     destination: str,
     progress: Progress = SILENT,
     block_bytes: Optional[int] = None,
+    keep_complex: bool = False,
 ) -> ImportSummary:
+    """Write ``source`` to ``destination``. ``keep_complex``: a complex input stays complex
+    (CFloat32); other inputs are imported as usual (``complex_kept`` in the summary says which)."""
     meta = source.metadata
     tags = meta.to_tags()
     tags["SOURCE_FILE"] = os.path.basename(source.path)
-    # Stored bytes in, float32 out, and the temporaries of the conversion: about 4 arrays' worth.
-    rows = rows_per_strip(source.width, source.bytes_per_pixel + 16, block_bytes)
+    read_complex = complex_reader(source) if keep_complex else None
+    # Stored bytes in, float32 (or complex64) out, and the temporaries of the conversion.
+    rows = rows_per_strip(source.width, source.bytes_per_pixel + (32 if read_complex else 16), block_bytes)
     windows = list(strip_windows(source.width, source.height, rows))
     stride = max(1, (source.width * source.height) // _SAMPLE_TARGET)
     count, total, total_sq = 0, 0.0, 0.0
@@ -60,15 +74,23 @@ def import_interferogram(
         destination,
         source.width,
         source.height,
+        dtype=np.complex64 if read_complex else np.float32,
         geotransform=source.geotransform,
         crs_wkt=source.crs_wkt if source.is_georeferenced else None,
+        nodata=None if read_complex else np.nan,  # complex: 0 is nodata; GDAL's nodata is one real number
         metadata=tags,
-        band_descriptions=[BAND_DESCRIPTIONS[meta.kind]],
+        band_descriptions=[COMPLEX_DESCRIPTION if read_complex else BAND_DESCRIPTIONS[meta.kind]],
     ) as output:
         for index, window in enumerate(windows):
             progress.update(index / len(windows))
-            block = source.read(window)
-            output.write(block, window)
+            if read_complex:
+                values = read_complex(window)  # nodata already 0
+                output.write(values, window)
+                block = np.angle(values).astype(np.float32)  # the statistics are the phase's
+                block[values == 0] = np.nan
+            else:
+                block = source.read(window)
+                output.write(block, window)
             flat = block.ravel()
             picked = flat[(-offset) % stride::stride]
             offset = (offset + flat.size) % stride
@@ -88,7 +110,7 @@ def import_interferogram(
         p02, p98 = (float(v) for v in np.percentile(sample, [2.0, 98.0]))
         mean = total / count
         std = max(0.0, total_sq / count - mean * mean) ** 0.5
-        output.band_metadata[1] = {
+        statistics = {
             "STATISTICS_MINIMUM": f"{low:.9g}",
             "STATISTICS_MAXIMUM": f"{high:.9g}",
             "STATISTICS_MEAN": f"{mean:.9g}",
@@ -97,8 +119,11 @@ def import_interferogram(
             "MINESAR_P02": f"{p02:.9g}",
             "MINESAR_P98": f"{p98:.9g}",
         }
+        if read_complex:
+            statistics = {key.replace("STATISTICS_", "MINESAR_PHASE_"): value for key, value in statistics.items()}
+        output.band_metadata[1] = statistics
     progress.finish()
     return ImportSummary(
         destination, source.width, source.height, count / (source.width * source.height),
-        low, high, mean, p02, p98,
+        low, high, mean, p02, p98, read_complex is not None,
     )

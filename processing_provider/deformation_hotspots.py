@@ -2,7 +2,7 @@
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDistance,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -18,20 +18,27 @@ class DeformationHotspotsAlgorithm(MineSARAlgorithm):
     _group_id = "deformation"
     _help = (
         "Hot-spot analysis of a deformation-rate map (or any raster), the Category-I comparison of the "
-        "Mask R-CNN paper: Getis-Ord Gi* with binary weights for the pixels within DISTANCE (map units; "
-        "the pixel itself included), global mean and standard deviation over the valid pixels (nodata is "
+        "Mask R-CNN paper: Getis-Ord Gi* with binary weights for the pixels within DISTANCE metres "
+        "(the pixel itself included), global mean and standard deviation over the valid pixels (nodata is "
         "left out everywhere). Gi* is a z-score; p is two-sided from the normal distribution.\n\n"
         "OUTPUT: classes as ArcGIS's Gi_Bin — 3/2/1 hot spot at 99/95/90 % confidence, −3/−2/−1 cold "
         "spot, 0 not significant. Optional Z_SCORES and P_VALUES rasters. Note the sign: on a velocity "
         "map subsidence (negative) clusters are cold spots.\n"
-        "Cost grows with the band's radius in pixels (one pass per row of the band)."
+        "DISTANCE is in metres whatever the CRS: on a geographic (lat/lon) raster it is converted to "
+        "degrees at the raster's centre latitude, east–west and north–south separately (the band is "
+        "then an ellipse in pixels); a raster without georeference is measured in pixels.\n"
+        "Cost grows with the band's radius in pixels (one pass per row of the band); a band that "
+        "reaches across the raster, or too wide to run in reasonable memory and time, is refused — "
+        "multilook the raster first."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Velocity or other raster"))
         self.addParameter(QgsProcessingParameterBand("BAND", "Band", defaultValue=1, parentLayerParameterName="INPUT", optional=True))
-        self.addParameter(QgsProcessingParameterDistance("DISTANCE", "Distance band", defaultValue=300.0,
-                                                         parentParameterName="INPUT", minValue=0.0))
+        # Metres, not the layer's map units: a Distance parameter would offer degrees on a lat/lon
+        # raster, where 300 (meant as metres) would become a band of hundreds of thousands of rows.
+        self.addParameter(QgsProcessingParameterNumber("DISTANCE", "Distance band (metres)", defaultValue=300.0,
+                                                       type=QgsProcessingParameterNumber.Double, minValue=0.0))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Hot and cold spots (classes)"))
         self.addParameter(QgsProcessingParameterRasterDestination("Z_SCORES", "Gi* z-scores", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination("P_VALUES", "Gi* p-values", optional=True, createByDefault=False))

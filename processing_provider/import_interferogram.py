@@ -1,4 +1,5 @@
-"""minesar:importinterferogram: any supported interferogram file → a styled float32 GeoTIFF."""
+"""minesar:importinterferogram: any supported interferogram file → a styled float32 GeoTIFF (or a
+complex one with KEEP_COMPLEX)."""
 import os
 
 from qgis.core import (
@@ -43,6 +44,12 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
         "from radar_frequency (λ = c/f), else Sentinel-1 (0.05546576 m).\n\n"
         "<b>KIND</b>: auto decides from metadata, the product's name, the extension, the data type "
         "and lastly the value range. <b>WIDTH</b>/<b>PAR</b> override the grid of a GAMMA binary.\n"
+        "<b>KEEP_COMPLEX</b> (advanced): a complex interferogram (GAMMA .int/.diff/.diff_filt, complex "
+        "GeoTIFF) is written as a complex (CFloat32) GeoTIFF keeping its amplitude, complex 0 = nodata, "
+        "so that multilook averages complex values, estimatecoherence uses |Σz|/Σ|z| and "
+        "renderinterferogram can use AMPLITUDE_BRIGHTNESS. A file without amplitudes (phase, "
+        "unwrapped, coherence) is imported as float32 as usual, with a warning. QGIS does not display "
+        "complex bands; render one with renderinterferogram.\n"
         "The input is read block by block: rasters larger than memory import fine. Batch mode "
         "imports many files at once."
     )
@@ -74,6 +81,10 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
                 "ALLOW_PIXEL_COORDINATES", "Import without georeference (pixel coordinates) if there is none",
                 defaultValue=False,
             ),
+            QgsProcessingParameterBoolean(
+                "KEEP_COMPLEX", "Keep a complex interferogram complex (amplitude and phase, CFloat32)",
+                defaultValue=False,
+            ),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -93,6 +104,7 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
         width = self.parameterAsInt(parameters, "WIDTH", context) or None
         par = self.parameterAsFile(parameters, "PAR", context) or None
         allow = self.parameterAsBool(parameters, "ALLOW_PIXEL_COORDINATES", context)
+        keep_complex = self.parameterAsBool(parameters, "KEEP_COMPLEX", context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         if os.path.splitext(output)[1].lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"OUTPUT {output}: MineSAR writes GeoTIFF; use a .tif name.")
@@ -115,15 +127,26 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
                         f"{os.path.basename(path)}: no acquisition pair in the name or parameter files; "
                         "time-series steps will need the dates (name the file YYYYMMDD-YYYYMMDD…)."
                     )
-                summary = import_interferogram(source, output, progress_for(feedback))
+                summary = import_interferogram(source, output, progress_for(feedback), keep_complex=keep_complex)
+        if keep_complex and not summary.complex_kept:
+            # A warning, not an error: a batch of mixed files (.diff with .unw and .cc) still imports.
+            feedback.pushWarning(
+                f"{os.path.basename(path)}: KEEP_COMPLEX, but the file holds {meta.kind} values without "
+                "amplitudes (not complex); imported as float32 as usual."
+            )
+        elif summary.complex_kept:
+            feedback.pushInfo(f"{os.path.basename(path)}: kept complex (CFloat32, amplitude and phase; 0 = nodata)")
         feedback.pushInfo(
             f"Wrote {output}: {100 * summary.valid_fraction:.2f}% valid, "
             f"{summary.minimum:.4g} … {summary.maximum:.4g}"
         )
 
         dates = f" {meta.date1:%Y%m%d}–{meta.date2:%Y%m%d}" if meta.date1 and meta.date2 else ""
-        style_when_loaded(context, output, f"{meta.kind}{dates}" if dates else os.path.basename(path),
-                          style_interferogram)
+        # QGIS 3.22 loads a CFloat32 band but reads no values from it (NaN), so no style would show
+        # anything; the complex file is an input for the MineSAR steps, not a picture.
+        if not summary.complex_kept:
+            style_when_loaded(context, output, f"{meta.kind}{dates}" if dates else os.path.basename(path),
+                              style_interferogram)
 
         return {
             "OUTPUT": output,

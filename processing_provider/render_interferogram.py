@@ -18,9 +18,12 @@ class RenderInterferogramAlgorithm(MineSARAlgorithm):
     _help = (
         "Renders a wrapped interferogram the way GAMMA's rasmph does — phase as hue, one colour cycle "
         "per 2π, 0 = red — for people who label interferograms (the papers' training images) or "
-        "publish them. Optional BRIGHTNESS raster of the same grid: amplitude (scaled by its scene "
-        "mean) or coherence (used as is), raised to the power 0.35 as rasmph_pwr does; or "
-        "AMPLITUDE_BRIGHTNESS to use a complex interferogram's own amplitude. Nodata is black.\n\n"
+        "publish them. Optional BRIGHTNESS raster of the same grid, raised to the power 0.35 as "
+        "rasmph_pwr does: coherence (used as is) when its MineSAR/PyRate tags, a LiCSAR/HyP3 coherence "
+        "product name or a coherence word in its name (cc, coh, cor) say so, otherwise an amplitude "
+        "(scaled by its scene mean) — whatever its values, so σ⁰ within 0–1 is not mistaken for "
+        "coherence. Or AMPLITUDE_BRIGHTNESS to use a complex interferogram's own amplitude (import "
+        "GAMMA .int/.diff with KEEP_COMPLEX); not both. Nodata is black.\n\n"
         "Output: 3-band byte GeoTIFF, or PNG with a world file when OUTPUT ends in .png. MineSAR's "
         "import reads such images back as phase (from the hue)."
     )

@@ -35,7 +35,7 @@ def test_provider_is_registered_with_its_algorithm(minesar_provider):
     assert minesar_provider.longName().startswith("MineSAR 0.")
     assert "GAMMA" in algorithm.shortHelpString()
     names = [p.name() for p in algorithm.parameterDefinitions()]
-    assert names == ["INPUT", "KIND", "WIDTH", "PAR", "ALLOW_PIXEL_COORDINATES", "OUTPUT"]
+    assert names == ["INPUT", "KIND", "WIDTH", "PAR", "ALLOW_PIXEL_COORDINATES", "KEEP_COMPLEX", "OUTPUT"]
 
 
 def test_import_through_processing_run(run, tmp_path):

@@ -95,7 +95,8 @@ def require_kind(source: InterferogramSource, kinds: Tuple[str, ...], step: str)
     if source.metadata.kind not in kinds:
         raise MineSARError(
             f"{source.path}: holds {source.metadata.kind} values ({source.metadata.kind_reason}); "
-            f"{step} needs {' or '.join(kinds)}. Set KIND if the guess is wrong."
+            f"{step} needs {' or '.join(kinds)}. If that guess is wrong, import the file with "
+            f"minesar:importinterferogram and its KIND set to what the file holds, then use the import."
         )
 
 

@@ -4,9 +4,14 @@ exponent of Baran et al. 2003, IEEE TGRS 41(5)).
 The interferogram is cut into PATCH × PATCH patches overlapping by half. Each patch's spectrum Z
 is multiplied by H = (S / max S)^α, S = |Z| smoothed by a 3 × 3 box (circularly, since the
 spectrum is periodic), so the dominant fringe frequencies pass and broadband noise is damped.
-Patches are weighted by the square root of a Hann window before the FFT and again after it, so
-each contributes with Hann weights, which add up to one wherever half-overlapping patches meet
-(the smooth form of the usual triangular blend), and the phase of the blend is the output.
+Two blends (BLENDING), both with weights that add up to one wherever half-overlapping patches meet,
+the phase of the blend being the output:
+
+- "hann" (default): the square root of a Hann window before the FFT and again after it, so each
+  patch contributes with Hann weights (a smooth form of the triangular blend). Windowing before
+  the FFT keeps a fringe's spectrum compact, so the weighting moves its phase less;
+- "triangular": Goldstein & Werner's classic blend — the patch is filtered as cut (no window
+  before the FFT) and weighted by a triangle after it.
 
 What is filtered is e^{iφ}, the phase alone: the amplitude of a complex interferogram would let a
 few bright scatterers steer each patch, and the output is the wrapped phase (float32 radians),
@@ -39,17 +44,41 @@ _FFT_BATCH_BYTES = 64 * 1024 * 1024
 _FFT_BYTES_PER_VALUE = 48
 
 
+BLENDINGS = ("hann", "triangular")
+
+
 def blending_window(patch: int) -> np.ndarray:
     """1-D analysis and synthesis window of one patch: the square root of a periodic Hann window.
 
     Applied before the FFT and again after the inverse, patches are weighted by the Hann window,
     whose half-overlapping copies add up to exactly 1 (a raised-cosine version of the triangular
     blend). Windowing before the FFT as well keeps the spectrum of a fringe compact, so the
-    weighting moves its phase less: on straight fringes the deviation is 0.006 rad against 0.05
-    rad with a triangular blend after the filter alone (300 × 260 px of straight fringes, α = 0.5).
+    weighting moves its phase less. Noise-free fringes of 0.35 and −0.12 rad/px (200 × 170 px,
+    patch 32, α = 0.5) come out within 0.017 rad with this blend and 0.077 rad with the
+    triangular one; with a two-fringe basin added, 0.025 against 0.097 rad: a fringe between FFT
+    bins leaks across the spectrum of an unwindowed patch, and the weighting tilts the leak.
     """
     n = np.arange(patch)
     return np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * (n + 0.5) / patch)).astype(np.float32)
+
+
+def triangular_window(patch: int) -> np.ndarray:
+    """1-D synthesis weights of the classic blend: 1 − |2(n + ½)/P − 1|, whose copies half a patch
+    apart add up to exactly 1 (t(n) + t(n + P/2) = 2(n + ½)/P + 1 − 2(n + ½)/P)."""
+    n = np.arange(patch)
+    return (1.0 - np.abs(2.0 * (n + 0.5) / patch - 1.0)).astype(np.float32)
+
+
+def patch_windows(patch: int, blending: str):
+    """(analysis, synthesis) 2-D windows of a patch for ``blending``; analysis None = none."""
+    if blending == "hann":
+        window = blending_window(patch)
+        window = window[:, None] * window[None, :]
+        return window, window
+    if blending == "triangular":
+        window = triangular_window(patch)
+        return None, window[:, None] * window[None, :]
+    raise MineSARError(f"BLENDING = {blending}: use one of {', '.join(BLENDINGS)}.")
 
 
 def filter_patches(patches: np.ndarray, alpha) -> np.ndarray:
@@ -64,7 +93,7 @@ def filter_patches(patches: np.ndarray, alpha) -> np.ndarray:
     return scipy.fft.ifft2(spectrum, axes=(-2, -1), workers=-1)
 
 
-def goldstein_block(phasors: np.ndarray, alpha, patch: int) -> np.ndarray:
+def goldstein_block(phasors: np.ndarray, alpha, patch: int, blending: str = "hann") -> np.ndarray:
     """Blended, filtered complex values of a block of rows whose first row is the top of a row
     of patches (the block's first and last ``patch/2`` rows are complete only at the raster edge).
 
@@ -79,8 +108,7 @@ def goldstein_block(phasors: np.ndarray, alpha, patch: int) -> np.ndarray:
     padded[:rows, step:step + cols] = phasors
     patches = sliding_window_view(padded, (patch, patch))[::step, ::step]
     patch_rows, patch_cols = patches.shape[:2]
-    window = blending_window(patch)
-    window = window[:, None] * window[None, :]
+    analysis, synthesis = patch_windows(patch, blending)
     alpha_grid = None if np.isscalar(alpha) else np.asarray(alpha, np.float32)[..., None, None]
     blended = np.zeros((grid_rows, grid_cols), np.complex64)
     # Batches of patch rows bound the FFT temporaries whatever the strip height.
@@ -88,8 +116,9 @@ def goldstein_block(phasors: np.ndarray, alpha, patch: int) -> np.ndarray:
     for first in range(0, patch_rows, batch):
         last = min(patch_rows, first + batch)
         exponent = alpha if alpha_grid is None else alpha_grid[first:last]
-        filtered = filter_patches(patches[first:last] * window, exponent)
-        filtered *= window
+        cut = patches[first:last]
+        filtered = filter_patches(cut if analysis is None else cut * analysis, exponent)
+        filtered *= synthesis
         count = last - first
         # Overlap-add by quadrant: each quadrant of every patch lands on a distinct step × step cell.
         for dy in (0, step):
@@ -124,6 +153,7 @@ def goldstein_filter(
     coherence: Optional[InterferogramSource] = None,
     progress: Progress = SILENT,
     block_bytes: Optional[int] = None,
+    blending: str = "hann",
 ) -> RunningStatistics:
     """Filter ``source`` (wrapped phase or complex) into a wrapped-phase GeoTIFF at ``destination``.
 
@@ -135,6 +165,8 @@ def goldstein_filter(
         raise MineSARError(f"ALPHA = {alpha}: the filter exponent must lie within 0–1.")
     if patch_size < 4 or patch_size % 2 or patch_size & (patch_size - 1):
         raise MineSARError(f"PATCH_SIZE = {patch_size}: use a power of two of at least 4 (16, 32, 64…).")
+    if blending not in BLENDINGS:
+        raise MineSARError(f"BLENDING = {blending}: use one of {', '.join(BLENDINGS)}.")
     if coherence is not None:
         require_kind(coherence, ("coherence",), "the coherence-driven filter exponent")
         same_grid(source, coherence, "the coherence raster")
@@ -142,7 +174,7 @@ def goldstein_filter(
     read_phasors = phasor_reader(source)
     strips = list(halo_strips(source.height, source.width, _BYTES_PER_PIXEL, step, block_bytes, multiple=step))
     statistics = RunningStatistics()
-    tags = output_tags(source, "wrapped", MINESAR_FILTER=_describe(alpha, patch_size, coherence))
+    tags = output_tags(source, "wrapped", MINESAR_FILTER=_describe(alpha, patch_size, coherence, blending))
     with AtomicGeoTiff(
         destination, source.width, source.height,
         geotransform=source.geotransform, crs_wkt=source.crs_wkt if source.is_georeferenced else None,
@@ -156,7 +188,7 @@ def goldstein_filter(
             if coherence is not None:
                 coherence_rows = read_rows(coherence.read, source.width, source.height, strip.read_start, strip.read_stop)
                 block_alpha = patch_alpha(coherence_rows, patch_size, alpha)
-            blended = goldstein_block(phasors, block_alpha, patch_size)
+            blended = goldstein_block(phasors, block_alpha, patch_size, blending)
             core = strip.core
             phase = np.angle(blended[core]).astype(np.float32)
             phase[phasors[core] == 0] = np.nan
@@ -170,6 +202,6 @@ def goldstein_filter(
     return statistics
 
 
-def _describe(alpha, patch_size, coherence) -> str:
+def _describe(alpha, patch_size, coherence, blending) -> str:
     exponent = f"alpha=1-coherence ({coherence.path})" if coherence is not None else f"alpha={alpha:g}"
-    return f"Goldstein-Werner, patch={patch_size}, step={patch_size // 2}, {exponent}"
+    return f"Goldstein-Werner, patch={patch_size}, step={patch_size // 2}, {exponent}, blending={blending}"
