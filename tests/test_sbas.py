@@ -86,7 +86,7 @@ def test_recovers_analytic_time_series_and_velocity_with_holes(linear_stack, tmp
     expected = truth - truth[:, ref[0]:ref[0] + 1, ref[1]:ref[1] + 1]
     np.testing.assert_allclose(series.ReadAsArray(), expected, atol=2e-3)
     # The line fit of a linear trend plus a sine sampled at these dates: fitted here independently.
-    years = network.years
+    years = network.decimal_years  # the velocity's time axis (MintPy's), see core.sbas
     slope = np.polyfit(years, expected.reshape(len(years), -1), 1)[0].reshape(expected.shape[1:])
     velocity = gdal.Open(str(tmp_path / "sbas_vel.tif")).ReadAsArray()
     np.testing.assert_allclose(velocity, slope, atol=2e-3)
