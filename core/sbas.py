@@ -139,8 +139,11 @@ def _phase_variance_table(looks: int) -> Tuple[np.ndarray, np.ndarray]:
         return _VARIANCE_TABLES[looks]
     from scipy.special import gammaln, hyp2f1
 
-    coherence = np.linspace(0.0, 0.9995, 2000)
-    phi = np.linspace(-math.pi, math.pi, 2001)
+    # Coherence nodes crowd towards 1, where the variance bends most (linear interpolation
+    # between these 500 is within 3e-4 of a 4000-node table for 1–80 looks); the PDF is even
+    # in phase, so half the circle suffices. Together ~8× cheaper than a uniform 2000 × 2001.
+    coherence = 0.9995 * np.sin(0.5 * math.pi * np.linspace(0.0, 1.0, 500))
+    phi = np.linspace(0.0, math.pi, 1001)
     beta = coherence[None, :] * np.cos(phi)[:, None]
     one_minus = 1.0 - coherence[None, :] ** 2
     # Tough et al. (1995) eq. 66 / Hanssen (2001) eq. 4.2.23, in logs where the factors overflow.
@@ -180,10 +183,34 @@ class PatternCache:
     """Design-matrix factorisations per valid-pair pattern, reused across blocks."""
 
     def __init__(self, network: Network, limit: int = 4096):
+        self.network = network
         self.design = network.design_matrix()
         self.intervals = np.diff(network.years)
         self.limit = limit
         self._items: Dict[bytes, _Pattern] = {}
+        self._connected: Dict[bytes, int] = {}
+        # Normal matrix N = Dᵀ diag(w) D of the interval design D. A pair spanning intervals
+        # i..j−1 adds w·tₐ·t_b to N[a, b] for a, b in that run only, so N is banded, its
+        # half-bandwidth one less than the longest run. Stored by diagonals (LAPACK's lower band
+        # layout: band[d, b] = N[b + d, b]), every pixel's band is one product of this
+        # (band entries × pairs) matrix with the (pairs × pixels) weights.
+        n = self.design.shape[1]
+        self.bandwidth = max((j - i for i, j in network.pairs), default=1) - 1
+        self.band_design = np.zeros(((self.bandwidth + 1) * n, len(network.pairs)))
+        for k, (i, j) in enumerate(network.pairs):
+            for a in range(i, j):
+                for b in range(i, a + 1):
+                    self.band_design[(a - b) * n + b, k] = self.intervals[a] * self.intervals[b]
+
+    def components(self, key: bytes, valid_row: np.ndarray) -> int:
+        """Connected groups of epochs in a pattern's network (1 = connected: a unique solution)."""
+        count = self._connected.get(key)
+        if count is None:
+            count = len(self.network.components(valid_row))
+            if len(self._connected) >= 16 * self.limit:
+                self._connected.pop(next(iter(self._connected)))
+            self._connected[key] = count
+        return count
 
     def get(self, key: bytes, valid_row: np.ndarray) -> _Pattern:
         item = self._items.get(key)
@@ -273,45 +300,73 @@ def invert_block(
     cache: PatternCache,
     weights: Optional[np.ndarray] = None,
     backend=None,
-    pixel_chunk: int = 4096,
+    pixel_chunk: Optional[int] = None,
 ) -> BlockResult:
     """Invert (pairs, pixels) phase (NaN = missing) into cumulative phase per epoch.
 
     ``weights`` (pairs, pixels) turns on weighted least squares (inverse variances).
+
+    A pixel whose valid pairs connect all epochs has a unique least-squares solution: it is
+    solved from its banded normal equations, all such pixels together (weights 0/1 when
+    unweighted), with no per-pattern work. Pixels whose own network is split (rank-deficient)
+    get the minimum-norm solution, pattern by pattern, from the pattern's SVD.
     """
     backend = backend or _NumpyBackend()
     n_pairs, n_pixels = phase.shape
     n_intervals = cache.design.shape[1]
+    if pixel_chunk is None:
+        pixel_chunk = max(1024, SOLVE_CHUNK_BYTES // _solve_bytes_per_pixel(cache))
     valid = np.isfinite(phase)
     if weights is not None:
         valid &= np.isfinite(weights) & (weights > 0)
     velocity = np.full((n_intervals, n_pixels), np.nan)
-    components = np.zeros(n_pixels, dtype=np.int32)
 
     packed = np.packbits(valid, axis=0)  # (ceil(pairs/8), pixels): one key per pixel
     keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
     unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+    inverse = inverse.ravel()
+    pattern_components = np.array([
+        cache.components(unique[g].tobytes(), valid[:, first[g]]) if valid[:, first[g]].any() else 0
+        for g in range(len(unique))
+    ], dtype=np.int32)
+    components = pattern_components[inverse]
 
-    observed = backend.put(np.where(valid, phase, 0.0))
-    weights_dev = backend.put(np.where(valid, weights, 0.0)) if weights is not None else None
-    for g in range(len(unique)):
-        pixels = order[bounds[g]:bounds[g + 1]]
-        valid_row = valid[:, first[g]]
-        if not valid_row.any():
-            continue
-        pattern = cache.get(unique[g].tobytes(), valid_row)
-        components[pixels] = n_intervals + 1 - pattern.rank
-        rows = backend.index(pattern.rows)
-        for start in range(0, len(pixels), pixel_chunk):
-            chunk = pixels[start:start + pixel_chunk]
-            y = observed[rows][:, backend.index(chunk)]
-            if weights is None:
-                solution = backend.put(pattern.pinv) @ y
-            else:
-                solution = _weighted_solve(backend, pattern, y, weights_dev[rows][:, backend.index(chunk)])
-            velocity[:, chunk] = backend.get(solution)
+    observed = np.where(valid, phase, 0.0)
+    weight = valid.astype(np.float64) if weights is None else np.where(valid, weights, 0.0)
+    connected = np.flatnonzero(components == 1)
+    every = len(connected) == n_pixels  # the common case: no index copies
+    band_design = backend.put(cache.band_design)
+    design_t = backend.put(np.ascontiguousarray(cache.design.T))
+    unsolved = []
+    for start in range(0, len(connected), pixel_chunk):
+        chunk = slice(start, start + pixel_chunk) if every else connected[start:start + pixel_chunk]
+        w = backend.put(weight[:, chunk])
+        band = (band_design @ w).reshape(cache.bandwidth + 1, n_intervals, -1)
+        rhs = design_t @ (w * backend.put(observed[:, chunk]))
+        solution = backend.get(_banded_cholesky_solve(band, rhs))
+        velocity[:, chunk] = solution
+        bad = ~np.all(np.isfinite(solution), axis=0)  # not numerically positive definite
+        if bad.any():
+            unsolved.append(np.arange(n_pixels)[chunk][bad])
+
+    # Rank-deficient pixels (and any the banded solve could not take): minimum norm per pattern.
+    rest = np.concatenate([np.flatnonzero(components > 1)] + unsolved)
+    if len(rest):
+        observed_dev = backend.put(observed)
+        weights_dev = backend.put(weight) if weights is not None else None
+        order = rest[np.argsort(inverse[rest], kind="stable")]
+        groups, starts = np.unique(inverse[order], return_index=True)
+        for g, pixels in zip(groups, np.split(order, starts[1:])):
+            pattern = cache.get(unique[g].tobytes(), valid[:, first[g]])
+            rows = backend.index(pattern.rows)
+            for start in range(0, len(pixels), pixel_chunk):
+                chunk = pixels[start:start + pixel_chunk]
+                y = observed_dev[rows][:, backend.index(chunk)]
+                if weights is None:
+                    solution = backend.put(pattern.pinv) @ y
+                else:
+                    solution = _weighted_solve(backend, pattern, y, weights_dev[rows][:, backend.index(chunk)])
+                velocity[:, chunk] = backend.get(solution)
 
     steps = velocity * cache.intervals[:, None]
     displacement = np.vstack([np.where(np.isnan(steps[:1]), np.nan, 0.0), np.cumsum(steps, axis=0)])
@@ -323,6 +378,53 @@ def invert_block(
         coherence = np.hypot(np.where(valid, np.cos(residual), 0).sum(0), np.where(valid, np.sin(residual), 0).sum(0)) / count
     coherence[count == 0] = np.nan
     return BlockResult(displacement, coherence, components)
+
+
+# Working memory of one batch of the normal-equation solve; bounds it whatever the block size.
+SOLVE_CHUNK_BYTES = 32 * 1024 * 1024
+
+
+def _solve_bytes_per_pixel(cache: "PatternCache") -> int:
+    """Bytes a pixel holds in the solve: its band, weights, phase, their product, right-hand side."""
+    return 8 * (cache.band_design.shape[0] + 3 * cache.design.shape[0] + cache.design.shape[1])
+
+
+def _banded_cholesky_solve(band, rhs):
+    """Solve N x = rhs for many symmetric positive-definite banded N at once, in place.
+
+    ``band`` (bandwidth + 1, n, pixels) holds N by diagonals (band[d, b] = N[b + d, b]); ``rhs``
+    (n, pixels). Each step is one array operation over all pixels, so the cost is n·bandwidth
+    vector operations instead of a dense factorisation (n³/3 flops) per pixel. Works on numpy
+    arrays and torch tensors alike. A pixel whose N is not positive definite comes out NaN.
+    """
+    depth, n = band.shape[0], band.shape[1]
+    if isinstance(band, np.ndarray):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _banded_cholesky_steps(band, rhs, depth, n)
+    return _banded_cholesky_steps(band, rhs, depth, n)
+
+
+def _banded_cholesky_steps(band, rhs, depth, n):
+    for j in range(n):  # Cholesky N = L Lᵀ, right-looking: column j, then update the band below
+        pivot = band[0, j] ** 0.5
+        band[0, j] = pivot
+        m = min(depth - 1, n - 1 - j)
+        if m:
+            column = band[1:m + 1, j] / pivot
+            band[1:m + 1, j] = column
+            for b in range(m):
+                band[0:m - b, j + 1 + b] -= column[b:m] * column[b]
+    for j in range(n):  # forward: L z = rhs
+        rhs[j] /= band[0, j]
+        m = min(depth - 1, n - 1 - j)
+        if m:
+            rhs[j + 1:j + 1 + m] -= band[1:m + 1, j] * rhs[j]
+    for j in range(n - 1, -1, -1):  # back: Lᵀ x = z
+        m = min(depth - 1, n - 1 - j)
+        if m:
+            rhs[j] -= (band[1:m + 1, j] * rhs[j + 1:j + 1 + m]).sum(0)
+        rhs[j] /= band[0, j]
+    return rhs
 
 
 def _weighted_solve(backend, pattern: _Pattern, y, w):
