@@ -352,18 +352,19 @@ def invert_block(
     ], dtype=np.int32)
     components = pattern_components[inverse]
 
-    observed = np.where(valid, phase, 0.0)
-    weight = valid.astype(np.float64) if weights is None else np.where(valid, weights, 0.0)
+    # Everything (pairs × pixels) beyond ``valid`` is built per batch of pixels, so the block's
+    # own arrays (phase, weights, valid) are the only full-size ones: see _BYTES_PER_PAIR.
     connected = np.flatnonzero(components == 1)
-    every = len(connected) == n_pixels  # the common case: no index copies
+    every = len(connected) == n_pixels  # the common case: slices, no index copies
     band_design = backend.put(cache.band_design)
     design_t = backend.put(np.ascontiguousarray(cache.design.T))
     unsolved = []
     for start in range(0, len(connected), pixel_chunk):
         chunk = slice(start, start + pixel_chunk) if every else connected[start:start + pixel_chunk]
-        w = backend.put(weight[:, chunk])
+        ok = valid[:, chunk]
+        w = backend.put(ok.astype(np.float64) if weights is None else np.where(ok, weights[:, chunk], 0.0))
         band = (band_design @ w).reshape(cache.bandwidth + 1, n_intervals, -1)
-        rhs = design_t @ (w * backend.put(observed[:, chunk]))
+        rhs = design_t @ (w * backend.put(np.where(ok, phase[:, chunk], 0.0)))
         solution = backend.get(_banded_cholesky_solve(band, rhs))
         velocity[:, chunk] = solution
         bad = ~np.all(np.isfinite(solution), axis=0)  # not numerically positive definite
@@ -373,31 +374,31 @@ def invert_block(
     # Rank-deficient pixels (and any the banded solve could not take): minimum norm per pattern.
     rest = np.concatenate([np.flatnonzero(components > 1)] + unsolved)
     if len(rest):
-        observed_dev = backend.put(observed)
-        weights_dev = backend.put(weight) if weights is not None else None
         order = rest[np.argsort(inverse[rest], kind="stable")]
         groups, starts = np.unique(inverse[order], return_index=True)
         for g, pixels in zip(groups, np.split(order, starts[1:])):
             pattern = cache.get(unique[g].tobytes(), valid[:, first[g]])
-            rows = backend.index(pattern.rows)
             for start in range(0, len(pixels), pixel_chunk):
-                chunk = pixels[start:start + pixel_chunk]
-                y = observed_dev[rows][:, backend.index(chunk)]
+                chunk = np.ix_(pattern.rows, pixels[start:start + pixel_chunk])
+                y = backend.put(phase[chunk])  # all valid: that is the pattern
                 if weights is None:
                     solution = backend.put(pattern.pinv) @ y
                 else:
-                    solution = _weighted_solve(backend, pattern, y, weights_dev[rows][:, backend.index(chunk)])
-                velocity[:, chunk] = backend.get(solution)
+                    solution = _weighted_solve(backend, pattern, y, backend.put(weights[chunk]))
+                velocity[:, chunk[1].ravel()] = backend.get(solution)
 
     steps = velocity * cache.intervals[:, None]
     displacement = np.vstack([np.where(np.isnan(steps[:1]), np.nan, 0.0), np.cumsum(steps, axis=0)])
 
-    predicted = cache.design @ np.nan_to_num(velocity)
-    residual = np.where(valid, phase - predicted, 0.0)
-    count = valid.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        coherence = np.hypot(np.where(valid, np.cos(residual), 0).sum(0), np.where(valid, np.sin(residual), 0).sum(0)) / count
-    coherence[count == 0] = np.nan
+    coherence = np.full(n_pixels, np.nan)
+    for start in range(0, n_pixels, pixel_chunk):
+        chunk = slice(start, start + pixel_chunk)
+        ok = valid[:, chunk]
+        residual = np.where(ok, phase[:, chunk] - cache.design @ np.nan_to_num(velocity[:, chunk]), 0.0)
+        count = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            coherence[chunk] = np.hypot((np.cos(residual) * ok).sum(0), (np.sin(residual) * ok).sum(0)) / count
+    coherence[valid.sum(axis=0) == 0] = np.nan
     return BlockResult(displacement, coherence, components)
 
 
@@ -504,8 +505,11 @@ class SbasReport:
         return self.solved_pixels / self.seconds if self.seconds > 0 else float("nan")
 
 
-# Working bytes per pixel and pair in a block: float32 read, float64 phase, weights and masks.
-_BYTES_PER_PAIR = 4 + 8 + 8 + 8 + 1
+# Bytes per pixel and pair that a block holds at once: float64 phase and weights, the valid
+# mask and its transient companions (the solve works in batches of SOLVE_CHUNK_BYTES).
+_BYTES_PER_PAIR = 8 + 8 + 4
+# Per pixel and epoch: displacement, its mm copy, velocities, interval steps, fit residuals.
+_BYTES_PER_EPOCH = 6 * 8
 DEFAULT_SBAS_BLOCK_BYTES = 128 * 1024 * 1024
 
 
@@ -720,7 +724,7 @@ def run_sbas(
         elif isinstance(incidence, (int, float)) and not 0 <= float(incidence) < 90:
             raise MineSARError(f"INCIDENCE {incidence}°: an incidence angle lies between 0 and 90 degrees.")
 
-        bytes_per_pixel = len(kept) * _BYTES_PER_PAIR + len(network.dates) * 24
+        bytes_per_pixel = len(kept) * _BYTES_PER_PAIR + len(network.dates) * _BYTES_PER_EPOCH
         rows = rows_per_strip(grid.width, bytes_per_pixel, block_bytes)
         windows = list(strip_windows(grid.width, grid.height, rows))
 
@@ -780,14 +784,18 @@ def run_sbas(
                            metadata={**tags, "MINESAR_KIND": "temporal_coherence", "UNITS": "0-1"},
                            band_descriptions=["TEMPORAL_COHERENCE", "NETWORK_COMPONENTS"], **common) as coh_out:
             for b, window in enumerate(windows):
-                phase = np.stack([s.read(window).ravel() for s in used_sources]).astype(np.float64)
-                phase = (phase - ref_phase[:, None]) * used_signs[:, None]
-                weights = None
-                if weighting == "coherence":
-                    coh = np.stack([s.read(window).ravel() for s in used_coherence]).astype(np.float64)
-                    weights = coherence_to_weight(coh, looks)
-                    weights[~np.isfinite(phase)] = np.nan
+                # Filled pair by pair: no list of reads, no stacked copies (see _BYTES_PER_PAIR).
+                size = window.height * window.width
+                phase = np.empty((len(used_sources), size))
+                weights = np.empty((len(used_sources), size)) if weighting == "coherence" else None
+                for k, source in enumerate(used_sources):
+                    phase[k] = source.read(window).ravel()
+                    phase[k] -= ref_phase[k]
+                    phase[k] *= used_signs[k]
+                    if weights is not None:
+                        weights[k] = coherence_to_weight(used_coherence[k].read(window).ravel(), looks)
                 result = invert_block(phase, cache, weights, backend)
+                del phase, weights
                 mm = result.displacement * phase_to_mm
                 if incidence is not None:
                     angle = (incidence_source.read_block(window) if incidence_source is not None
