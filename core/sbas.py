@@ -773,7 +773,15 @@ def run_sbas(
             "DATES": " ".join(f"{d:%Y%m%d}" for d in network.dates),
             "WEIGHTING": weighting,
         }
-        common = dict(width=grid.width, height=grid.height, geotransform=grid.geotransform, crs_wkt=grid.crs_wkt)
+        # The outputs are written in TIFF strips of exactly the processing strip's rows, one band
+        # after the other: every write completes whole compressed blocks. With the usual 256 × 256
+        # tiles a strip of a few rows would leave each tile of every band half written, for GDAL's
+        # cache to hold (an epoch band of a 5000-wide tile row is 5 MiB) or to decompress and
+        # recompress on each strip: slow and unbounded in memory for a big stack.
+        options = ("TILED=NO", f"BLOCKYSIZE={rows}", "INTERLEAVE=BAND", "COMPRESS=DEFLATE", "ZLEVEL=4",
+                   "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS")
+        common = dict(width=grid.width, height=grid.height, geotransform=grid.geotransform, crs_wkt=grid.crs_wkt,
+                      options=options)
         solved = disconnected = 0
         started = time.perf_counter()
         with AtomicGeoTiff(outputs.timeseries, bands=len(band_names), band_descriptions=band_names,
