@@ -31,6 +31,18 @@ from minesar.core.sbas import Network, Pair, SbasOutputs, run_sbas  # noqa: E402
 WAVELENGTH = 0.05546576
 
 
+def on_lut_centres(coherence):
+    """Coherence moved onto the centres of MintPy's 0.005-wide coherence bins (0.0025 + 0.005 k).
+
+    MintPy looks the phase variance up in a table of those centres, truncating a coherence to
+    the centre at or below it; MineSAR evaluates the variance at the coherence itself. On the
+    centres both give the variance of the same coherence, so the comparison measures the
+    inversions, not the two look-up conventions (up to 5 % apart in weight at coherence 0.9).
+    The 1e-5 nudge keeps MintPy's float32 truncation on the intended bin.
+    """
+    return (0.0025 + 0.005 * np.round((coherence - 0.0025) / 0.005) + 1e-5).astype(np.float32)
+
+
 def make_stack(rows, cols, n_dates, span, seed=0):
     rng = np.random.default_rng(seed)
     dates = [date(2019, 1, 4) + timedelta(days=12 * i) for i in range(n_dates)]
@@ -46,7 +58,8 @@ def make_stack(rows, cols, n_dates, span, seed=0):
     coherence = np.empty_like(phase)
     for k, (i, j) in enumerate(network.pairs):
         phase[k] = truth_phase[j] - truth_phase[i] + rng.normal(0, 0.4, (rows, cols))
-        coherence[k] = np.clip(0.55 + 0.3 * np.sin(xx / 9.0 + k) * np.cos(yy / 7.0) + rng.normal(0, 0.05, (rows, cols)), 0.05, 0.98)
+        coherence[k] = on_lut_centres(np.clip(
+            0.55 + 0.3 * np.sin(xx / 9.0 + k) * np.cos(yy / 7.0) + rng.normal(0, 0.05, (rows, cols)), 0.05, 0.98))
         if rng.random() < 0.3:  # an unwrapping failure: a rectangle of NaN
             r0, c0 = rng.integers(0, rows - 5), rng.integers(0, cols - 5)
             phase[k, r0:r0 + rng.integers(3, rows // 3 + 4), c0:c0 + rng.integers(3, cols // 3 + 4)] = np.nan
@@ -87,7 +100,10 @@ def write_ifgram_stack(path, network, phase, coherence, ref, looks):
         f.create_dataset("coherence", data=coherence)
         f.attrs.update({"FILE_TYPE": "ifgramStack", "LENGTH": str(phase.shape[1]), "WIDTH": str(phase.shape[2]),
                         "WAVELENGTH": str(WAVELENGTH), "REF_Y": str(ref[0]), "REF_X": str(ref[1]),
-                        "ALOOKS": "1", "RLOOKS": str(looks), "UNIT": "radian"})
+                        "ALOOKS": "1", "RLOOKS": str(looks), "UNIT": "radian",
+                        # MintPy otherwise derives independent looks as ALOOKS·RLOOKS/1.94 (Sentinel-1
+                        # resolution/pixel ratio): give it the same number MineSAR gets, LOOKS.
+                        "NCORRLOOKS": str(looks)})
 
 
 def run_minesar(paths, cc, folder, ref_xy, weighted, looks):

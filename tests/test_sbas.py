@@ -86,7 +86,7 @@ def test_recovers_analytic_time_series_and_velocity_with_holes(linear_stack, tmp
     expected = truth - truth[:, ref[0]:ref[0] + 1, ref[1]:ref[1] + 1]
     np.testing.assert_allclose(series.ReadAsArray(), expected, atol=2e-3)
     # The line fit of a linear trend plus a sine sampled at these dates: fitted here independently.
-    years = network.years
+    years = network.decimal_years  # the velocity's time axis (MintPy's), see core.sbas
     slope = np.polyfit(years, expected.reshape(len(years), -1), 1)[0].reshape(expected.shape[1:])
     velocity = gdal.Open(str(tmp_path / "sbas_vel.tif")).ReadAsArray()
     np.testing.assert_allclose(velocity, slope, atol=2e-3)
@@ -242,3 +242,24 @@ def test_processing_algorithm_writes_styled_layers_and_points(minesar_provider, 
     velocity = gdal.Open(result["OUTPUT_VELOCITY"]).ReadAsArray()
     feature = next(f for f in points.getFeatures() if f["CODE"] == "0000000")
     assert feature["VEL"] == pytest.approx(float(velocity[0, 0]), abs=1e-4)
+
+
+def test_banded_cholesky_solves_like_a_dense_solver():
+    """The vectorised banded solve against numpy's dense one, for several bandwidths."""
+    from minesar.core.sbas import _banded_cholesky_solve
+
+    rng = np.random.default_rng(3)
+    n, pixels = 9, 50
+    for bandwidth in (0, 1, 3, n - 1):
+        dense = np.zeros((pixels, n, n))
+        for offset in range(-bandwidth, bandwidth + 1):
+            idx = np.arange(max(0, -offset), min(n, n - offset))
+            dense[:, idx, idx + offset] = rng.normal(size=(pixels, len(idx)))
+        dense = dense @ dense.transpose(0, 2, 1) + n * np.eye(n)  # SPD; bandwidth 2b after the product
+        band_width = min(2 * bandwidth, n - 1)
+        band = np.zeros((band_width + 1, n, pixels))
+        for d in range(band_width + 1):
+            band[d, :n - d] = np.diagonal(dense, -d, axis1=1, axis2=2).T
+        rhs = rng.normal(size=(n, pixels))
+        expected = np.linalg.solve(dense, rhs.T[..., None])[..., 0].T
+        np.testing.assert_allclose(_banded_cholesky_solve(band, rhs.copy()), expected, rtol=1e-10, atol=1e-12)
