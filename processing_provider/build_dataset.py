@@ -4,11 +4,9 @@ from qgis.core import (
     QgsCsException,
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsRectangle,
@@ -17,7 +15,7 @@ from shapely import wkb
 
 from ..core.dataset.tiling import PRESETS, LabelledRaster, build_dataset, step_for
 from .base import MineSARAlgorithm, progress_for, user_errors
-from .dataset_parameters import DATASET_LAYOUT_HELP, add_split_parameters, split_fractions
+from .dataset_parameters import DATASET_LAYOUT_HELP, add_dataset_folder_parameters, split_fractions
 
 PRESET_OPTIONS = tuple(PRESETS) + ("custom",)
 
@@ -64,12 +62,7 @@ class BuildDatasetAlgorithm(MineSARAlgorithm):
                                  minValue=0.0, maxValue=100.0, defaultValue=10.0))
         self.addParameter(number("SPLIT_SEED", "Seed of the train/validation/test split", type=number.Integer,
                                  minValue=0, defaultValue=0))
-        self.addParameter(QgsProcessingParameterBoolean("RGB", "Also write rasmph-style colour images",
-                                                        defaultValue=False))
-        add_split_parameters(self)
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Dataset folder"))
-        self.addOutput(QgsProcessingOutputNumber("IMAGES", "Images written"))
-        self.addOutput(QgsProcessingOutputNumber("INSTANCES", "Labelled basins"))
+        add_dataset_folder_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         layers = self.parameterAsLayerList(parameters, "INPUT", context)

@@ -1,5 +1,12 @@
 """The train/validation/test split parameters every dataset-writing algorithm shares."""
-from qgis.core import QgsProcessingException, QgsProcessingParameterDefinition, QgsProcessingParameterNumber
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+)
 
 DATASET_LAYOUT_HELP = (
     "<b>Folder</b>: images/*.tif (float32 wrapped phase, radians, NaN = no data, georeferenced), "
@@ -22,6 +29,16 @@ def add_split_parameters(algorithm) -> None:
     ):
         parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         algorithm.addParameter(parameter)
+
+
+def add_dataset_folder_parameters(algorithm) -> None:
+    """What every algorithm writing a dataset folder ends with: colour images, split, folder, counts."""
+    algorithm.addParameter(QgsProcessingParameterBoolean("RGB", "Also write rasmph-style colour images",
+                                                         defaultValue=False))
+    add_split_parameters(algorithm)
+    algorithm.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Dataset folder"))
+    algorithm.addOutput(QgsProcessingOutputNumber("IMAGES", "Images written"))
+    algorithm.addOutput(QgsProcessingOutputNumber("INSTANCES", "Labelled basins"))
 
 
 def split_fractions(algorithm, parameters, context) -> dict:

@@ -1,14 +1,9 @@
 """minesar:simulateinterferograms: a training dataset of simulated wrapped interferograms."""
-from qgis.core import (
-    QgsProcessingOutputNumber,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
-)
+from qgis.core import QgsProcessingParameterNumber
 
 from ..core.simulation.generate import simulate_dataset
 from .base import MineSARAlgorithm, progress_for, user_errors
-from .dataset_parameters import DATASET_LAYOUT_HELP, add_split_parameters, split_fractions
+from .dataset_parameters import DATASET_LAYOUT_HELP, add_dataset_folder_parameters, split_fractions
 from .simulation_parameters import RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from
 
 
@@ -29,12 +24,7 @@ class SimulateInterferogramsAlgorithm(MineSARAlgorithm):
         self.addParameter(number("SIZE", "Image size (pixels)", type=number.Integer, minValue=32, maxValue=8192,
                                  defaultValue=256))
         add_recipe_parameters(self, "1,4")
-        self.addParameter(QgsProcessingParameterBoolean("RGB", "Also write rasmph-style colour images",
-                                                        defaultValue=False))
-        add_split_parameters(self)
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Dataset folder"))
-        self.addOutput(QgsProcessingOutputNumber("IMAGES", "Images written"))
-        self.addOutput(QgsProcessingOutputNumber("INSTANCES", "Labelled basins"))
+        add_dataset_folder_parameters(self)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         size = self.parameterAsInt(parameters, "SIZE", context)
