@@ -32,7 +32,7 @@ _DIVERGING = ["#313695", "#4575b4", "#74add1", "#abd9e9", "#e0f3f8", "#ffffbf",
 _CYCLIC_STOPS = 36
 
 
-def _pseudocolor(layer: QgsRasterLayer, values, colours, label_unit: str) -> None:
+def _pseudocolor(layer: QgsRasterLayer, values, colours, label_unit: str, band: int = 1) -> None:
     low, high = float(values[0]), float(values[-1])
     ramp = QgsGradientColorRamp(
         colours[0],
@@ -55,7 +55,7 @@ def _pseudocolor(layer: QgsRasterLayer, values, colours, label_unit: str) -> Non
     shader.setLegendSettings(legend)
     raster_shader = QgsRasterShader(low, high)
     raster_shader.setRasterShaderFunction(shader)
-    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, raster_shader)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, raster_shader)
     renderer.setClassificationMin(low)
     renderer.setClassificationMax(high)
     layer.setRenderer(renderer)
@@ -68,11 +68,11 @@ def style_wrapped_phase(layer: QgsRasterLayer) -> None:
     layer.triggerRepaint()
 
 
-def style_diverging(layer: QgsRasterLayer, low: float, high: float, unit: str = "") -> None:
+def style_diverging(layer: QgsRasterLayer, low: float, high: float, unit: str = "", band: int = 1) -> None:
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         raise MineSARError(f"{layer.name()}: no value range to style ({low}, {high}).")
     values = np.linspace(low, high, len(_DIVERGING))
-    _pseudocolor(layer, values, [QColor(c) for c in _DIVERGING], unit)
+    _pseudocolor(layer, values, [QColor(c) for c in _DIVERGING], unit, band)
     layer.triggerRepaint()
 
 
@@ -162,13 +162,19 @@ def style_p_values(layer: QgsRasterLayer) -> None:
     renderer.setContrastEnhancement(enhancement)
     layer.setRenderer(renderer)
 
-def style_deformation(layer: QgsRasterLayer, unit: str = "mm") -> None:
-    """Diverging ramp centred on 0 (blue = negative = subsidence), symmetric over band 1's range."""
-    stats = layer.dataProvider().bandStatistics(1)
-    half = max(abs(stats.minimumValue), abs(stats.maximumValue))
+def style_deformation(layer: QgsRasterLayer, unit: str = "mm", band: int = 0) -> None:
+    """Diverging ramp centred on 0 (blue = negative = subsidence), symmetric over the band's 2–98 %
+    range, so one extreme pixel does not wash the map out. ``band`` 0 = the last band: for a
+    time series, the cumulative displacement of the last epoch (the first is all zeros)."""
+    band = band or layer.bandCount()
+    low, high = layer.dataProvider().cumulativeCut(band, 0.02, 0.98, sampleSize=250_000)
+    half = max(abs(low), abs(high))
+    if not math.isfinite(half) or half == 0:
+        stats = layer.dataProvider().bandStatistics(band)
+        half = max(abs(stats.minimumValue), abs(stats.maximumValue))
     if not math.isfinite(half) or half == 0:
         half = 1.0
-    style_diverging(layer, -half, half, unit)
+    style_diverging(layer, -half, half, unit, band)
 
 
 def style_activity_days(layer: QgsRasterLayer) -> None:
