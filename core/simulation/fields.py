@@ -116,7 +116,8 @@ def power_law_screen(
     half = (big_rows, big_cols // 2 + 1)
     spectrum = rng.standard_normal(half, dtype=np.float32) + 1j * rng.standard_normal(half, dtype=np.float32)
     spectrum *= amplitude
-    field = scipy.fft.irfft2(spectrum.astype(np.complex64), s=(big_rows, big_cols), workers=-1)[:rows, :cols]
+    # One FFT thread: datasets run images in parallel threads already (scipy.fft.set_workers raises it).
+    field = scipy.fft.irfft2(spectrum.astype(np.complex64), s=(big_rows, big_cols))[:rows, :cols]
     field = field - field.mean(dtype=np.float64)
     rms = float(field.std(dtype=np.float64))
     return (field / rms if rms > 0 else field).astype(np.float32)

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+import scipy.fft
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
@@ -177,7 +178,9 @@ def simulate_scene(
     gacos = GacosPool(list(gacos_paths)) if gacos_paths else None
     dem = DemPool(dem_path) if dem_path else None
     progress.update(0.0)
-    image = simulate_one(recipe, seed, 0, gacos, dem)
+    with scipy.fft.set_workers(-1):  # one large scene: its FFTs may use every core
+        image = simulate_one(recipe, seed, 0, gacos, dem)
+    progress.check_cancelled()
     progress.update(0.6)
     scene = image.scene
     geotransform = (origin[0], recipe.pixel_size_m, 0.0, origin[1], 0.0, -recipe.pixel_size_m)
