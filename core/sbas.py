@@ -682,11 +682,16 @@ def run_sbas(
     points_min_coherence: float = 0.7,
     block_bytes: int = DEFAULT_SBAS_BLOCK_BYTES,
     progress=None,
+    on_network=None,
 ) -> SbasReport:
     """Invert a stack of unwrapped interferograms and write time series, velocity, coherence.
 
     ``incidence``: None (line of sight), an angle in degrees, or the path of a raster of angles.
-    ``points``: a callable receiving per-block dicts of point records (see ``_point_records``).
+    ``points``: a callable receiving per-block dicts of point records (see ``_point_records``),
+    called as each block is solved, so that a caller can write them at once and hold no more
+    than one block's records whatever the raster size.
+    ``on_network``: a callable receiving the epochs (dates) once the network is known and before
+    the first block is inverted, e.g. to create the point layer whose fields are those dates.
     """
     import time
 
@@ -759,6 +764,8 @@ def run_sbas(
 
         backend = make_backend(device)
         cache = PatternCache(network)
+        if on_network is not None:
+            on_network(list(network.dates))
         phase_to_mm = -wavelength / (4 * math.pi) * 1000.0
         band_names = [f"D{d:%Y%m%d}" for d in network.dates]
         years = network.decimal_years

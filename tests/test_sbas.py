@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import GEOTRANSFORM, SAMPLE_DIR, sample_interferograms, write_geotiff
 from osgeo import gdal
+from scipy.stats import linregress
 
 from minesar.core.errors import Cancelled, MineSARError
 from minesar.core.progress import Progress
@@ -240,8 +241,22 @@ def test_processing_algorithm_writes_styled_layers_and_points(minesar_provider, 
     assert f"D{network.dates[-1]:%Y%m%d}" in names
     assert points.featureCount() == 9 * 11
     velocity = gdal.Open(result["OUTPUT_VELOCITY"]).ReadAsArray()
-    feature = next(f for f in points.getFeatures() if f["CODE"] == "0000000")
-    assert feature["VEL"] == pytest.approx(float(velocity[0, 0]), abs=1e-4)
+    series = gdal.Open(result["OUTPUT_TIMESERIES"]).ReadAsArray()
+    coherence = gdal.Open(result["OUTPUT_COHERENCE"]).ReadAsArray()[0]
+    years = network.decimal_years
+    features = {f["CODE"]: f for f in points.getFeatures()}
+    for row, col in ((0, 0), (3, 7), (8, 10), (5, 2)):
+        feature = features[f"{row * 11 + col:07d}"]
+        point = feature.geometry().asPoint()
+        assert (point.x(), point.y()) == pytest.approx(_xy(row, col))  # the pixel's centre
+        assert feature["VEL"] == pytest.approx(float(velocity[row, col]), abs=1e-4)
+        assert feature["COHERENCE"] == pytest.approx(float(coherence[row, col]), abs=1e-6)
+        for k, day in enumerate(network.dates):
+            assert feature[f"D{day:%Y%m%d}"] == pytest.approx(float(series[k, row, col]), abs=1e-4)
+        # V_STDEV: the slope's standard error, from scipy's regression of the series (the noisy
+        # case is checked against the same in test_noise_sets_v_stdev_and_temporal_coherence).
+        fit = linregress(years, series[:, row, col].astype(np.float64))
+        assert feature["V_STDEV"] == pytest.approx(fit.stderr, rel=1e-3, abs=1e-4)
 
 
 def test_banded_cholesky_solves_like_a_dense_solver():
@@ -263,3 +278,15 @@ def test_banded_cholesky_solves_like_a_dense_solver():
         rhs = rng.normal(size=(n, pixels))
         expected = np.linalg.solve(dense, rhs.T[..., None])[..., 0].T
         np.testing.assert_allclose(_banded_cholesky_solve(band, rhs.copy()), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_points_are_streamed_block_by_block_after_the_network(linear_stack, tmp_path):
+    """The epochs come before any block, then one record set per block: nothing accumulates."""
+    network, _, paths = linear_stack
+    events = []
+    run_sbas(paths, _outputs(tmp_path), reference_xy=_xy(8, 0), block_bytes=2000, points_min_coherence=0.0,
+             on_network=lambda dates: events.append(("network", dates)),
+             points=lambda block: events.append(("block", len(block["code"]))))
+    assert events[0] == ("network", network.dates)
+    blocks = [n for kind, n in events[1:] if kind == "block"]
+    assert len(blocks) == len(events) - 1 > 2 and sum(blocks) == 9 * 11
