@@ -78,6 +78,21 @@ def activity_class(share_percent: float, weak_below=WEAK_BELOW_PERCENT, strong_f
     return "strong" if share_percent >= strong_from else "moderate"
 
 
+def merge_by_dates(detections: Sequence[Detections]) -> List[Detections]:
+    """One Detections per interferogram: parts given separately (per-tile layers, several
+    features with the same dates) are the same interferogram and are joined, not overlapping."""
+    merged: Dict[Tuple[date, date], Detections] = {}
+    for item in detections:
+        key = (item.date1, item.date2)
+        if key in merged:
+            known = merged[key]
+            names = known.name if item.name in known.name.split(" + ") else f"{known.name} + {item.name}"
+            merged[key] = Detections(names, item.date1, item.date2, list(known.geometries) + list(item.geometries))
+        else:
+            merged[key] = Detections(item.name, item.date1, item.date2, list(item.geometries))
+    return list(merged.values())
+
+
 def check_sequential(detections: Sequence[Detections]) -> None:
     """Surface activity sums spans: interferograms that overlap in time would count days twice."""
     ordered = sorted(detections, key=lambda d: (d.date1, d.date2))
@@ -113,6 +128,7 @@ def surface_activity(
     progress = progress or SILENT
     if not detections:
         raise MineSARError("No detection layers given.")
+    detections = merge_by_dates(detections)
     check_sequential(detections)
     monitored = _union_days([(d.date1, d.date2) for d in detections])
     footprints = [unary_union([g for g in d.geometries if g is not None and not g.is_empty]) for d in detections]

@@ -53,6 +53,22 @@ def test_surface_activity_days_per_pixel_and_sites(tmp_path):
     assert (b.share_percent, b.activity_class) == (pytest.approx(60.0), "strong")
 
 
+def test_one_interferogram_in_parts_and_overlapping_polygons_count_once(tmp_path):
+    """Two overlapping polygons of one interferogram add its span once per pixel, and the same
+    interferogram given as two parts (per-tile layers) is merged, not refused as overlapping."""
+    whole = surface_activity(_detections(), GRID, 10, 10, None, str(tmp_path / "a.tif"))
+    items = _detections()
+    first = items.pop(0)  # I1 = a1 + c1 → three parts, two of them overlapping a1
+    items += [Detections("I1 tile west", first.date1, first.date2, [first.geometries[0], box(5, 75, 25, 95)]),
+              Detections("I1 tile east", first.date1, first.date2, [first.geometries[1], box(0, 80, 20, 100)])]
+    split = surface_activity(items, GRID, 10, 10, None, str(tmp_path / "b.tif"))
+    assert split.interferograms == 5 and split.monitored_days == whole.monitored_days == 120
+    np.testing.assert_array_equal(gdal.Open(str(tmp_path / "b.tif")).ReadAsArray(),
+                                  gdal.Open(str(tmp_path / "a.tif")).ReadAsArray())
+    assert gdal.Open(str(tmp_path / "b.tif")).ReadAsArray()[1, 0] == 12  # I1 once, not three times
+    assert [s.active_days for s in split.sites] == [s.active_days for s in whole.sites]
+
+
 def test_classes_follow_the_paper_boundary():
     assert activity_class(15.2) == "weak" and activity_class(15.3) == "moderate"
     assert activity_class(61.1) == "strong"
@@ -154,6 +170,81 @@ def test_processing_surface_activity_from_layer_names(minesar_provider, tmp_path
     assert sites["k3"]["CLASS"] == "strong" and sites["k3"]["TIMELINE"] == "20210113_20210125;20210314_20210513"
 
 
+def _dated_layer(name, kind, rows, crs="EPSG:32650"):
+    """A memory layer with date1/date2 fields of ``kind`` (date, datetime, string); rows are
+    (geometry or None, date1 value, date2 value)."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"Polygon?crs={crs}&field=date1:{kind}&field=date2:{kind}", name, "memory")
+    features = []
+    for geometry, d1, d2 in rows:
+        feature = QgsFeature(layer.fields())
+        if geometry is not None:
+            feature.setGeometry(QgsGeometry.fromWkt(geometry.wkt))
+        feature.setAttributes([d1, d2])
+        features.append(feature)
+    assert layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def test_processing_surface_activity_dates_from_fields_files_and_tiles(minesar_provider, tmp_path):
+    """The constructed case again, its dates given every supported way: date, datetime and text
+    fields, I1 split over two tile layers, I4 (no detection) by a feature with no geometry, I5
+    by the file name of a layer whose own name has no date."""
+    import processing
+    from osgeo import ogr, osr
+    from qgis.core import QgsVectorLayer
+    from qgis.PyQt.QtCore import QDate, QDateTime, QTime
+
+    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
+    i1, i2, i3, i4, i5 = _detections()
+    qdate = lambda d: QDate(d.year, d.month, d.day)  # noqa: E731
+    qdatetime = lambda d: QDateTime(qdate(d), QTime(13, 30))  # noqa: E731
+    layers = [
+        _dated_layer("tile west", "date", [(shift(i1.geometries[0]), qdate(i1.date1), qdate(i1.date2))]),
+        _dated_layer("tile east", "datetime", [(shift(i1.geometries[1]), qdatetime(i1.date1), qdatetime(i1.date2))]),
+        _dated_layer("iso text", "string", [(shift(g), i2.date1.isoformat(), i2.date2.isoformat()) for g in i2.geometries]),
+        _dated_layer("compact text", "string", [(shift(g), f"{i3.date1:%Y%m%d}", f"{i3.date2:%Y%m%d}") for g in i3.geometries]),
+        _dated_layer("quiet", "string", [(None, f"{i4.date1:%Y%m%d}", f"{i4.date2:%Y%m%d}")]),
+    ]
+    path = str(tmp_path / f"{i5.date1:%Y%m%d}_{i5.date2:%Y%m%d}.gpkg")
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32650)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    out = dataset.CreateLayer("detections", srs, ogr.wkbPolygon)
+    for g in i5.geometries:
+        feature = ogr.Feature(out.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(shift(g).wkt))
+        out.CreateFeature(feature)
+    dataset = None
+    layers.append(QgsVectorLayer(path, "detections", "ogr"))
+    assert layers[-1].isValid()
+    result = processing.run("minesar:surfaceactivity", {
+        "INPUT": layers, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "sites.gpkg"),
+    })
+    # 120 days only if I4, with no detection at all, registered; I1 in two layers is one interferogram.
+    assert result["SITES"] == 3 and result["MONITORED_DAYS"] == 120
+    days = gdal.Open(result["OUTPUT_ACTIVITY"]).ReadAsArray()
+    expected = str(tmp_path / "expected.tif")
+    surface_activity(_detections(), GRID, 10, 10, None, expected)
+    np.testing.assert_array_equal(days, gdal.Open(expected).ReadAsArray())
+    sites = {f["CODE"]: f for f in QgsVectorLayer(result["OUTPUT_SITES"], "s", "ogr").getFeatures()}
+    assert sites["k1"]["TIMELINE"] == "20210101_20210113;20210206_20210218"
+    assert sites["k3"]["TIMELINE"] == "20210113_20210125;20210314_20210513"
+
+
+def test_processing_surface_activity_refuses_a_field_that_is_no_date(minesar_provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    layer = _dated_layer("bad", "string", [(box(X0, Y0 - 300, X0 + 50, Y0 - 250), "last spring", "20210113")])
+    with pytest.raises(QgsProcessingException, match="bad .* date1 = 'last spring', not a date"):
+        processing.run("minesar:surfaceactivity", {
+            "INPUT": [layer], "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+            "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": "TEMPORARY_OUTPUT"})
+
+
 def test_processing_mine_activity_counts_classes(minesar_provider, deformation, tmp_path):
     import processing
 
@@ -166,3 +257,19 @@ def test_processing_mine_activity_counts_classes(minesar_provider, deformation, 
 
     out = {f["name"]: f for f in QgsVectorLayer(result["OUTPUT"], "m", "ogr").getFeatures()}
     assert out["0"]["ACTIVITY"] == "negative" and out["0"]["N_NEG"] == 9
+
+
+def test_field_values_become_dates(minesar_provider):
+    from datetime import datetime
+
+    from qgis.core import NULL
+    from qgis.PyQt.QtCore import QDate, QDateTime, QTime
+
+    from minesar.processing_provider.surface_activity import _to_date
+
+    day = D(2021, 3, 14)
+    for value in (day, datetime(2021, 3, 14, 23, 59), QDate(2021, 3, 14), QDateTime(QDate(2021, 3, 14), QTime(23, 59)),
+                  "2021-03-14", "20210314", "2021-03-14T10:00:00", " 20210314 "):
+        assert _to_date(value) == day, value
+    for value in (None, NULL, QDate(), "", "2021-13-40", "202103141"):
+        assert _to_date(value) is None, value
