@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import GEOTRANSFORM, write_geotiff
 from osgeo import gdal
-from shapely.geometry import box
+from shapely.geometry import Point, box
 
 from minesar.core.activity import Detections, activity_class, mine_activity, surface_activity
 from minesar.core.errors import MineSARError
@@ -87,53 +87,119 @@ def _xy(row, col):
     return GEOTRANSFORM[0] + (col + 0.5) * 30, GEOTRANSFORM[3] - (row + 0.5) * 30
 
 
-@pytest.fixture
-def deformation(tmp_path):
+BOWL = (slice(0, 12), slice(0, 7))     # 84 px subsiding at 20 mm/yr, centres 205–385 m west of near_bowl
+DUMP = (slice(30, 40), slice(30, 40))  # 100 px rising at 12 mm/yr
+
+
+def _velocity_field():
     rng = np.random.default_rng(3)
     velocity = rng.uniform(-4, 4, (40, 40)).astype(np.float32)
-    velocity[4:7, 4:7] = -20.0     # a subsiding bowl
-    velocity[35:37, 35:37] = 12.0  # a rising dump
+    velocity[BOWL] = -20.0
+    velocity[DUMP] = 12.0
     coherence = np.full((40, 40), 0.9, np.float32)
     coherence[12:40, 0:21] = 0.1   # decorrelated south-west
+    return velocity, coherence
+
+
+@pytest.fixture
+def deformation(tmp_path):
+    velocity, coherence = _velocity_field()
     return (write_geotiff(tmp_path / "vel.tif", velocity, gdal.GDT_Float32, nodata=float("nan")),
             write_geotiff(tmp_path / "coh.tif", coherence, gdal.GDT_Float32))
 
 
 X0, Y0 = GEOTRANSFORM[0], GEOTRANSFORM[3]
 PATCHES = {
-    "near_bowl": box(X0 + 400, Y0 - 200, X0 + 500, Y0 - 100),       # 205 m east of the bowl's pixel centres
+    "near_bowl": box(X0 + 400, Y0 - 200, X0 + 500, Y0 - 100),       # every bowl pixel within 400 m
     "far": box(X0 + 900, Y0 - 200, X0 + 1000, Y0 - 100),            # ≥ 700 m from any deformation
     "decorrelated": box(X0 + 150, Y0 - 1100, X0 + 250, Y0 - 1000),
     "dump": box(X0 + 1000, Y0 - 1100, X0 + 1050, Y0 - 1050),
+    "outside": box(X0 + 2000, Y0 - 600, X0 + 2100, Y0 - 500),      # 800 m east of the raster's edge
 }
+
+
+def _buffer_pixels(patch, buffer_m=500.0):
+    """(rows, cols) of the 40 × 40 grid whose centres lie within the buffer: the truth to count."""
+    rows, cols = np.mgrid[0:40, 0:40]
+    centres = [Point(_xy(r, c)) for r, c in zip(rows.ravel(), cols.ravel())]
+    inside = np.array([patch.distance(p) <= buffer_m for p in centres]).reshape(40, 40)
+    return inside
 
 
 def test_mine_activity_classes_by_distance_and_coherence(deformation):
     velocity, coherence = deformation
     results = dict(zip(PATCHES, mine_activity(list(PATCHES.values()), velocity, coherence)))
     assert {k: r.activity_class for k, r in results.items()} == {
-        "near_bowl": "negative", "far": "none", "decorrelated": "decorrelated", "dump": "positive"}
-    assert results["near_bowl"].counts["negative"] == 9 and results["near_bowl"].v_min == -20.0
-    assert results["dump"].counts["positive"] == 4
+        "near_bowl": "negative", "far": "none", "decorrelated": "decorrelated", "dump": "positive",
+        "outside": "no_data"}
+    bowl = np.zeros((40, 40), bool)
+    bowl[BOWL] = True
+    near = _buffer_pixels(PATCHES["near_bowl"])
+    assert near[bowl].all() and results["near_bowl"].pixels == near.sum()
+    assert results["near_bowl"].counts["negative"] == 84 and results["near_bowl"].v_min == -20.0
+    assert 84 >= 0.1 * near.sum()  # the bowl is over the default 10 % of the buffer…
+    assert results["dump"].counts["positive"] == 100
     assert results["far"].counts["negative"] == results["far"].counts["positive"] == 0
+    assert results["outside"].pixels == 0
     for result in results.values():
         assert sum(result.counts.values()) == result.pixels
+
+
+def test_a_few_noisy_pixels_do_not_make_a_patch_deform(tmp_path):
+    """Noise above the threshold on a few pixels (here 5 of 560) leaves a quiet patch "none";
+    a tie in counts goes to the side moving more."""
+    velocity, coherence = _velocity_field()
+    velocity[2:4, 28:30] = 7.5   # 4 px north of "far"
+    velocity[6, 31] = -6.0
+    path = write_geotiff(tmp_path / "noisy.tif", velocity, gdal.GDT_Float32)
+    far = mine_activity([PATCHES["far"]], path)[0]
+    assert (far.counts["positive"], far.counts["negative"]) == (4, 1) and far.activity_class == "none"
+    assert mine_activity([PATCHES["far"]], path, min_share=0.004)[0].activity_class == "positive"
+    # Tie: as many pixels each way over a small buffer → the larger mean |v| wins.
+    velocity[:] = 0.0
+    velocity[5, 32], velocity[5, 33] = 9.0, -30.0
+    tie = write_geotiff(tmp_path / "tie.tif", velocity, gdal.GDT_Float32)
+    result = mine_activity([PATCHES["far"]], tie, min_share=0.001)[0]
+    assert (result.counts["positive"], result.counts["negative"]) == (1, 1) and result.activity_class == "negative"
+
+
+def test_south_up_grid_gives_the_same_classes(deformation, tmp_path):
+    """A raster stored bottom row first (geotransform[5] > 0) covers the same ground."""
+    velocity, coherence = _velocity_field()
+    flipped = []
+    for name, array in (("vel_s.tif", velocity), ("coh_s.tif", coherence)):
+        dataset = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 40, 40, 1, gdal.GDT_Float32)
+        dataset.SetGeoTransform((X0, 30.0, 0.0, Y0 - 40 * 30.0, 0.0, 30.0))
+        dataset.SetProjection(epsg_wkt(32650))
+        dataset.GetRasterBand(1).WriteArray(array[::-1])
+        dataset = None
+        flipped.append(str(tmp_path / name))
+    north = mine_activity(list(PATCHES.values()), *deformation)
+    south = mine_activity(list(PATCHES.values()), *flipped)
+    assert [(r.activity_class, r.counts, r.pixels) for r in south] == [(r.activity_class, r.counts, r.pixels) for r in north]
 
 
 def test_buffer_decides_whether_the_bowl_belongs_to_a_patch(deformation):
     velocity, coherence = deformation
     patch = [PATCHES["near_bowl"]]
-    assert mine_activity(patch, velocity, coherence, buffer_m=150)[0].activity_class == "none"
-    assert mine_activity(patch, velocity, coherence, buffer_m=250)[0].activity_class == "negative"
+    # The bowl's nearest pixels are 205 m away; a low share isolates the distance rule.
+    assert mine_activity(patch, velocity, coherence, buffer_m=150, min_share=0.01)[0].activity_class == "none"
+    assert mine_activity(patch, velocity, coherence, buffer_m=250, min_share=0.01)[0].activity_class == "negative"
     # Without coherence the south-west is measured: the decorrelated patch becomes "none".
     assert mine_activity([PATCHES["decorrelated"]], velocity)[0].activity_class == "none"
 
 
-def test_mismatched_coherence_grid_is_refused(deformation, tmp_path):
+def test_mismatched_coherence_grid_or_crs_is_refused(deformation, tmp_path):
     velocity, _ = deformation
     small = write_geotiff(tmp_path / "small.tif", np.ones((5, 5), np.float32), gdal.GDT_Float32)
     with pytest.raises(MineSARError, match="small.tif: not on the grid"):
         mine_activity([PATCHES["far"]], velocity, small)
+    other = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "utm51.tif"), 40, 40, 1, gdal.GDT_Float32)
+    other.SetGeoTransform(GEOTRANSFORM)
+    other.SetProjection(epsg_wkt(32651))
+    other = None
+    with pytest.raises(MineSARError, match="utm51.tif: coordinate reference system .* differs"):
+        mine_activity([PATCHES["far"]], velocity, str(tmp_path / "utm51.tif"))
 
 
 # --- QGIS ------------------------------------------------------------------------------------
@@ -252,11 +318,13 @@ def test_processing_mine_activity_counts_classes(minesar_provider, deformation, 
     layer = _memory_layer("patches", list(PATCHES.values()))
     result = processing.run("minesar:mineactivity", {
         "INPUT": layer, "VELOCITY": velocity, "COHERENCE": coherence, "OUTPUT": str(tmp_path / "mines.gpkg")})
-    assert (result["COUNT_POSITIVE"], result["COUNT_NEGATIVE"], result["COUNT_NONE"], result["COUNT_DECORRELATED"]) == (1, 1, 1, 1)
+    assert (result["COUNT_POSITIVE"], result["COUNT_NEGATIVE"], result["COUNT_NONE"], result["COUNT_DECORRELATED"],
+            result["COUNT_NO_DATA"]) == (1, 1, 1, 1, 1)
     from qgis.core import QgsVectorLayer
 
     out = {f["name"]: f for f in QgsVectorLayer(result["OUTPUT"], "m", "ogr").getFeatures()}
-    assert out["0"]["ACTIVITY"] == "negative" and out["0"]["N_NEG"] == 9
+    assert out["0"]["ACTIVITY"] == "negative" and out["0"]["N_NEG"] == 84
+    assert out["4"]["ACTIVITY"] == "no_data" and out["4"]["N_PIXELS"] == 0
 
 
 def test_field_values_become_dates(minesar_provider):
