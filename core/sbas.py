@@ -20,12 +20,14 @@ The maths follows MintPy's conventions so that the two agree numerically (compar
 
 Unlike MintPy, a phase of exactly 0 is a valid observation: NaN alone marks missing data.
 
-Pixels are solved in batches. A pixel whose valid pairs connect all its epochs has a unique
-least-squares solution; its normal matrix is banded (a pair spans consecutive intervals only), so
-every such pixel of a block gets its normal matrix from one matrix product and all are solved
-together by a banded Cholesky vectorised over pixels (``invert_block``). Pixels whose own network
-is split share, per valid-pair pattern, one SVD of the design (cached across blocks) for the
-minimum-norm solution.
+Pixels are solved in batches. The normal matrix is banded (a pair spans consecutive intervals
+only), so every pixel of a block gets its normal matrix from one matrix product and all are solved
+together by a banded Cholesky vectorised over pixels (``invert_block``). A pixel whose valid pairs
+connect all its epochs has a positive-definite normal matrix and a unique solution; one whose own
+network is split fails the factorisation (a zero pivot), and only those pixels are grouped by
+valid-pair pattern, to share one SVD of the design (cached across blocks) for the minimum-norm
+solution and to count their network's components. Nothing is done per pattern for connected
+pixels, so scattered NaNs (a different pattern nearly every pixel) cost no Python loop.
 """
 import math
 from dataclasses import dataclass, field
@@ -265,7 +267,12 @@ class _NumpyBackend:
         return indices
 
     def solve(self, matrices, rhs):
-        return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+        try:
+            return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            # One numerically singular matrix fails the whole batch: pseudo-inverse each instead
+            # (the minimum-norm answer; identical where the matrix is regular).
+            return (np.linalg.pinv(matrices) @ rhs[..., None])[..., 0]
 
 
 class _TorchBackend:
@@ -286,7 +293,10 @@ class _TorchBackend:
         return self.torch.as_tensor(indices, dtype=self.torch.long, device=self.device)
 
     def solve(self, matrices, rhs):
-        return self.torch.linalg.solve(matrices, rhs[..., None])[..., 0]
+        try:
+            return self.torch.linalg.solve(matrices, rhs[..., None])[..., 0]
+        except RuntimeError:  # torch.linalg.LinAlgError: singular in the batch, as numpy above
+            return (self.torch.linalg.pinv(matrices) @ rhs[..., None])[..., 0]
 
 
 def make_backend(device: str = "cpu"):
@@ -330,10 +340,10 @@ def invert_block(
 
     ``weights`` (pairs, pixels) turns on weighted least squares (inverse variances).
 
-    A pixel whose valid pairs connect all epochs has a unique least-squares solution: it is
-    solved from its banded normal equations, all such pixels together (weights 0/1 when
-    unweighted), with no per-pattern work. Pixels whose own network is split (rank-deficient)
-    get the minimum-norm solution, pattern by pattern, from the pattern's SVD.
+    Every pixel with an observation is solved from its banded normal equations, all together
+    (weights 0/1 when unweighted). A pixel whose valid pairs connect all epochs succeeds; one
+    whose own network is split (rank-deficient) fails with a zero pivot and gets the
+    minimum-norm solution instead, pattern by pattern, from the pattern's SVD.
     """
     backend = backend or _NumpyBackend()
     n_pairs, n_pixels = phase.shape
@@ -344,43 +354,51 @@ def invert_block(
     if weights is not None:
         valid &= np.isfinite(weights) & (weights > 0)
     velocity = np.full((n_intervals, n_pixels), np.nan)
+    components = np.zeros(n_pixels, dtype=np.int32)
 
-    packed = np.packbits(valid, axis=0)  # (ceil(pairs/8), pixels): one key per pixel
-    keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
-    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    pattern_components = np.array([
-        cache.components(unique[g].tobytes(), valid[:, first[g]]) if valid[:, first[g]].any() else 0
-        for g in range(len(unique))
-    ], dtype=np.int32)
-    components = pattern_components[inverse]
-
+    # Every pixel with an observation goes through the banded Cholesky first. Its normal matrix
+    # is positive definite exactly when its valid pairs connect all epochs (one component), so
+    # the pivots sort the pixels with no per-pixel or per-pattern Python work: with scattered
+    # NaNs nearly every pixel has its own valid-pair pattern, and counting components pattern by
+    # pattern would be a Python loop over pixels. Only the pixels whose factorisation fails (a
+    # split network, or a numerically singular one) need their pattern: see below.
     # Everything (pairs × pixels) beyond ``valid`` is built per batch of pixels, so the block's
     # own arrays (phase, weights, valid) are the only full-size ones: see _BYTES_PER_PAIR.
-    connected = np.flatnonzero(components == 1)
-    every = len(connected) == n_pixels  # the common case: slices, no index copies
+    observed = np.flatnonzero(valid.any(axis=0))
+    every = len(observed) == n_pixels  # the common case: slices, no index copies
     band_design = backend.put(cache.band_design)
     design_t = backend.put(np.ascontiguousarray(cache.design.T))
     unsolved = []
-    for start in range(0, len(connected), pixel_chunk):
-        chunk = slice(start, start + pixel_chunk) if every else connected[start:start + pixel_chunk]
+    for start in range(0, len(observed), pixel_chunk):
+        chunk = slice(start, start + pixel_chunk) if every else observed[start:start + pixel_chunk]
         ok = valid[:, chunk]
         w = backend.put(ok.astype(np.float64) if weights is None else np.where(ok, weights[:, chunk], 0.0))
         band = (band_design @ w).reshape(cache.bandwidth + 1, n_intervals, -1)
         rhs = design_t @ (w * backend.put(np.where(ok, phase[:, chunk], 0.0)))
-        solution = backend.get(_banded_cholesky_solve(band, rhs))
-        velocity[:, chunk] = solution
-        bad = ~np.all(np.isfinite(solution), axis=0)  # not numerically positive definite
-        if bad.any():
-            unsolved.append(np.arange(n_pixels)[chunk][bad])
+        solution, regular = _banded_cholesky_solve(band, rhs, return_regular=True)
+        solution, regular = backend.get(solution), backend.get(regular)
+        regular &= np.all(np.isfinite(solution), axis=0)
+        pixels = np.arange(n_pixels)[chunk]
+        velocity[:, pixels[regular]] = solution[:, regular]
+        components[pixels[regular]] = 1
+        if not regular.all():
+            unsolved.append(pixels[~regular])
 
-    # Rank-deficient pixels (and any the banded solve could not take): minimum norm per pattern.
-    rest = np.concatenate([np.flatnonzero(components > 1)] + unsolved)
+    # Split (rank-deficient) networks: minimum norm per valid-pair pattern, from its SVD; the
+    # components are counted for these patterns only.
+    rest = np.concatenate(unsolved) if unsolved else np.zeros(0, dtype=np.intp)
     if len(rest):
-        order = rest[np.argsort(inverse[rest], kind="stable")]
+        packed = np.packbits(valid[:, rest], axis=0)  # (ceil(pairs/8), pixels): one key per pixel
+        keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")
         groups, starts = np.unique(inverse[order], return_index=True)
-        for g, pixels in zip(groups, np.split(order, starts[1:])):
-            pattern = cache.get(unique[g].tobytes(), valid[:, first[g]])
+        for g, members in zip(groups, np.split(order, starts[1:])):
+            pixels = rest[members]
+            key, row = unique[g].tobytes(), valid[:, rest[first[g]]]
+            components[pixels] = cache.components(key, row)
+            pattern = cache.get(key, row)
             for start in range(0, len(pixels), pixel_chunk):
                 chunk = np.ix_(pattern.rows, pixels[start:start + pixel_chunk])
                 y = backend.put(phase[chunk])  # all valid: that is the pattern
@@ -414,19 +432,34 @@ def _solve_bytes_per_pixel(cache: "PatternCache") -> int:
     return 8 * (cache.band_design.shape[0] + 3 * cache.design.shape[0] + cache.design.shape[1])
 
 
-def _banded_cholesky_solve(band, rhs):
+# A pivot² below this share of its column's diagonal is rounding noise of a singular matrix (a
+# split network gives exactly 0 there, which rounding turns into ±1e-16 of the diagonal), not
+# information. Genuine networks stay far above: weights span < 1e6 and the ratio does not depend
+# on the interval lengths. A false alarm only sends a pixel to the (exact, slower) SVD path.
+_REGULAR_PIVOT_RATIO = 1e-9
+
+
+def _banded_cholesky_solve(band, rhs, return_regular=False):
     """Solve N x = rhs for many symmetric positive-definite banded N at once, in place.
 
     ``band`` (bandwidth + 1, n, pixels) holds N by diagonals (band[d, b] = N[b + d, b]); ``rhs``
     (n, pixels). Each step is one array operation over all pixels, so the cost is n·bandwidth
     vector operations instead of a dense factorisation (n³/3 flops) per pixel. Works on numpy
     arrays and torch tensors alike. A pixel whose N is not positive definite comes out NaN.
+    With ``return_regular`` also a (pixels,) boolean: every pivot² above _REGULAR_PIVOT_RATIO of
+    its diagonal, i.e. N regular beyond rounding (a near-singular N can factor with tiny
+    positive pivots and give a finite but meaningless solution).
     """
     depth, n = band.shape[0], band.shape[1]
+    diagonal = band[0] * 1.0  # a copy, numpy or torch
     if isinstance(band, np.ndarray):
         with np.errstate(invalid="ignore", divide="ignore"):
-            return _banded_cholesky_steps(band, rhs, depth, n)
-    return _banded_cholesky_steps(band, rhs, depth, n)
+            solution = _banded_cholesky_steps(band, rhs, depth, n)
+            regular = (band[0] ** 2 > _REGULAR_PIVOT_RATIO * diagonal).all(0)
+    else:
+        solution = _banded_cholesky_steps(band, rhs, depth, n)
+        regular = (band[0] ** 2 > _REGULAR_PIVOT_RATIO * diagonal).all(0)
+    return (solution, regular) if return_regular else solution
 
 
 def _banded_cholesky_steps(band, rhs, depth, n):

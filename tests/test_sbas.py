@@ -290,3 +290,44 @@ def test_points_are_streamed_block_by_block_after_the_network(linear_stack, tmp_
     assert events[0] == ("network", network.dates)
     blocks = [n for kind, n in events[1:] if kind == "block"]
     assert len(blocks) == len(events) - 1 > 2 and sum(blocks) == 9 * 11
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_split_networks_match_the_pseudo_inverse_per_pixel(weighted):
+    """Half the pixels lose every pair bridging epoch 5 (their network splits in two), some lose
+    more at random; each pixel's answer is np.linalg.pinv's minimum-norm (weighted) solution."""
+    network, _ = _network(n_dates=10, span=3)
+    rng = np.random.default_rng(7)
+    pixels = 400
+    phase = rng.normal(0, 2, (len(network.pairs), pixels))
+    bridging = [k for k, (i, j) in enumerate(network.pairs) if i < 5 <= j]
+    phase[np.ix_(bridging, np.arange(0, pixels, 2))] = np.nan
+    phase[rng.random(phase.shape) < 0.05] = np.nan
+    phase[:, 3] = np.nan  # no observation at all
+    weights = coherence_to_weight(rng.uniform(0.1, 0.95, phase.shape), 20) if weighted else None
+    result = invert_block(phase, PatternCache(network), weights)
+    design = network.design_matrix()
+    split = 0
+    for pixel in range(pixels):
+        ok = np.isfinite(phase[:, pixel])
+        if not ok.any():
+            assert result.components[pixel] == 0 and np.all(np.isnan(result.displacement[:, pixel]))
+            continue
+        root = np.sqrt(weights[ok, pixel]) if weighted else np.ones(ok.sum())
+        rates = np.linalg.pinv(design[ok] * root[:, None]) @ (phase[ok, pixel] * root)
+        expected = np.concatenate([[0.0], np.cumsum(rates * np.diff(network.years))])
+        np.testing.assert_allclose(result.displacement[:, pixel], expected, atol=1e-8, err_msg=f"pixel {pixel}")
+        assert result.components[pixel] == len(network.components(ok))
+        split += result.components[pixel] > 1
+    assert split >= pixels // 2
+
+
+def test_a_singular_batch_falls_back_to_the_pseudo_inverse():
+    from minesar.core.sbas import _NumpyBackend
+
+    matrices = np.array([[[2.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    rhs = np.array([[2.0, 3.0], [2.0, 2.0]])
+    solution = _NumpyBackend().solve(matrices, rhs)
+    np.testing.assert_allclose(solution, [[1.0, 3.0], [1.0, 1.0]])
+    np.testing.assert_allclose(make_backend("torch").solve(make_backend("torch").put(matrices),
+                                                           make_backend("torch").put(rhs)).numpy(), solution, atol=1e-12)
