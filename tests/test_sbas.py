@@ -331,3 +331,53 @@ def test_a_singular_batch_falls_back_to_the_pseudo_inverse():
     np.testing.assert_allclose(solution, [[1.0, 3.0], [1.0, 1.0]])
     np.testing.assert_allclose(make_backend("torch").solve(make_backend("torch").put(matrices),
                                                            make_backend("torch").put(rhs)).numpy(), solution, atol=1e-12)
+
+
+def test_max_days_splits_the_real_network(tmp_path):
+    """MAX_DAYS = 60 keeps the four 35-day pairs of the 17: 6 epochs in 2 disconnected groups,
+    which the run reports and every solved pixel's NETWORK_COMPONENTS band shows."""
+    paths = [str(p) for p in sample_interferograms()]
+    report = run_sbas(paths, _outputs(tmp_path), max_days=60)
+    assert (len(report.dates), len(report.pairs_used), len(report.pairs_dropped)) == (6, 4, 13)
+    assert report.network_components == 2
+    assert any("2 disconnected groups" in note for note in report.notes)
+    series = gdal.Open(str(tmp_path / "sbas_ts.tif"))
+    assert series.RasterCount == 6
+    parts = gdal.Open(str(tmp_path / "sbas_coh.tif")).ReadAsArray()[1]
+    solved = np.isfinite(gdal.Open(str(tmp_path / "sbas_vel.tif")).ReadAsArray())
+    assert solved.sum() > 0.5 * solved.size and np.all(parts[solved] >= 2)
+    assert report.disconnected_pixels == solved.sum()
+
+
+def test_noise_sets_v_stdev_and_temporal_coherence(tmp_path):
+    """With noise on every pair: temporal coherence = |mean exp(i·residual)| of an independent
+    per-pixel least squares, V_STDEV = the slope's standard error of scipy's regression."""
+    network, _ = _network(n_dates=10, span=3)
+    rows, cols = 4, 5
+    rng = np.random.default_rng(11)
+    truth = network.years[:, None, None] * np.linspace(-30, 10, rows * cols).reshape(1, rows, cols)
+    phase = np.array([(truth[j] - truth[i]) * MM_TO_PHASE for i, j in network.pairs])
+    phase += rng.normal(0, 0.6, phase.shape)
+    phase[:, 0, 0] = (truth[[j for _, j in network.pairs], 0, 0] - truth[[i for i, _ in network.pairs], 0, 0]) * MM_TO_PHASE
+    paths = []
+    for k, (i, j) in enumerate(network.pairs):
+        name = f"{network.dates[i]:%Y%m%d}-{network.dates[j]:%Y%m%d}_unw.tif"
+        paths.append(write_geotiff(tmp_path / name, phase[k].astype(np.float32), gdal.GDT_Float32,
+                                   metadata={"MINESAR_KIND": "unwrapped", "WAVELENGTH_M": str(WAVELENGTH)}))
+    records = []
+    run_sbas(paths, _outputs(tmp_path), reference_xy=_xy(0, 0), points=records.append, points_min_coherence=0.0)
+    series = gdal.Open(str(tmp_path / "sbas_ts.tif")).ReadAsArray()
+    coherence = gdal.Open(str(tmp_path / "sbas_coh.tif")).ReadAsArray()[0]
+    stored = phase.astype(np.float32).astype(np.float64)
+    design = network.design_matrix()
+    v_std = {int(c): v for block in records for c, v in zip(block["code"], block["V_STDEV"])}
+    for row in range(rows):
+        for col in range(cols):
+            y = stored[:, row, col] - stored[:, 0, 0]
+            rates = np.linalg.lstsq(design, y, rcond=None)[0]
+            expected = abs(np.mean(np.exp(1j * (y - design @ rates))))
+            assert coherence[row, col] == pytest.approx(expected, abs=1e-5)
+            fit = linregress(network.decimal_years, series[:, row, col].astype(np.float64))
+            assert v_std[row * cols + col] == pytest.approx(fit.stderr, rel=1e-3, abs=1e-5)
+    assert coherence[0, 0] == pytest.approx(1.0) and np.median(coherence) < 0.95  # the noise shows
+    assert np.median(list(v_std.values())) > 0.1
