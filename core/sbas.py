@@ -567,6 +567,25 @@ def _same_grid(first, other) -> Optional[str]:
     return None
 
 
+def _allow_open_files(count: int) -> None:
+    """Every interferogram and coherence raster stays open for the whole run (each block reads
+    a window of each). Linux's usual soft limit of 1024 descriptors would stop a stack near 500
+    pairs with coherence: raise the soft limit towards the hard one where the OS allows it
+    (POSIX). Where it cannot be raised the stack is bounded by it, as the help says."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256  # GDAL, QGIS and Python's own files besides the stack
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = None, look_deg: Optional[float] = None):
     """Open unwrapped interferograms (and matching coherence) and check that they form a stack.
 
@@ -582,6 +601,7 @@ def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = 
             f"COHERENCE: {len(coherence_paths)} coherence rasters for {len(paths)} interferograms; "
             "give one per interferogram, in the same order."
         )
+    _allow_open_files(len(paths) + len(coherence_paths or []))
     sources, coherences, pairs, signs = [], [], [], []
     try:
         for path in paths:
@@ -626,6 +646,31 @@ def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = 
             source.close()
         raise
     return sources, (coherences or None), pairs, signs
+
+
+def stack_wavelength(sources) -> Tuple[float, Optional[str]]:
+    """The stack's radar wavelength from its metadata, and a note when part of it is assumed.
+
+    Interferograms of different wavelengths cannot be summed into one series: those whose
+    metadata state a wavelength must agree (to 1e-6), else the first that differs is named.
+    """
+    known = [s for s in sources if not s.metadata.wavelength_source.startswith("Sentinel-1 default")]
+    if not known:
+        return sources[0].metadata.wavelength_m, None
+    first = known[0]
+    for source in known[1:]:
+        if not math.isclose(source.metadata.wavelength_m, first.metadata.wavelength_m, rel_tol=1e-6):
+            raise MineSARError(
+                f"{source.path}: wavelength {source.metadata.wavelength_m:.6g} m ({source.metadata.wavelength_source}) "
+                f"differs from {first.metadata.wavelength_m:.6g} m of {first.path} ({first.metadata.wavelength_source}): "
+                "one SBAS stack is one sensor; invert each wavelength separately."
+            )
+    note = None
+    unknown = len(sources) - len(known)
+    if unknown:
+        note = (f"{unknown} interferogram(s) state no wavelength; the {first.metadata.wavelength_m:.6g} m of "
+                f"{first.path} ({first.metadata.wavelength_source}) is used for the whole stack.")
+    return first.metadata.wavelength_m, note
 
 
 def _pixel_of(geotransform, x: float, y: float) -> Tuple[int, int]:
@@ -758,7 +803,10 @@ def run_sbas(
         used_coherence = [coherences[k] for k in kept] if coherences else None
         used_signs = np.array([signs[k] for k in kept])
         grid = sources[0]
-        wavelength = float(wavelength_m) if wavelength_m else grid.metadata.wavelength_m
+        metadata_wavelength, wavelength_note = stack_wavelength(used_sources)
+        if wavelength_note and not wavelength_m:
+            notes.append(wavelength_note)
+        wavelength = float(wavelength_m) if wavelength_m else metadata_wavelength
         incidence_source = None
         if isinstance(incidence, str) and incidence:
             incidence_source = IncidenceRaster(incidence, grid)

@@ -117,13 +117,18 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
         "sequential interferograms (N scenes → N−1 interferograms, no time overlap).\n\n"
         "<b>INPUT</b>: polygon layers of detections, one per interferogram (dates from the layer name or "
         "file name YYYYMMDD_YYYYMMDD), or layers with date1/date2 fields. <b>TEMPLATE</b>: a raster whose "
-        "grid the result takes; otherwise <b>EXTENT</b> and <b>PIXEL_SIZE</b> (in the first layer's CRS).\n\n"
+        "grid the result takes; otherwise <b>EXTENT</b> and <b>PIXEL_SIZE</b> (metres, in the first layer's CRS, "
+        "which must then be projected). Several layers with the same dates (e.g. per tile) are one "
+        "interferogram; a feature with dates but no geometry registers its interferogram as monitored.\n\n"
         "<b>OUTPUT_ACTIVITY</b>: per pixel the sum of the time spans (days) of the interferograms in which it "
         "is detected (pixel centre inside a detection). <b>OUTPUT_SITES</b>: one feature per site k1…kN (the "
         "merged footprint of overlapping detections) with first/last active date, active days, share of the "
         "monitored period (days the interferograms cover, gaps excluded), class (weak below "
         f"{WEAK_BELOW_PERCENT}% as in the paper, strong from STRONG_FROM, default {STRONG_FROM_PERCENT}%), and "
-        "the timeline of interferograms in which it was detected."
+        "the timeline of interferograms in which it was detected. Ground never detected has 0 days (drawn "
+        "transparent).\n\nThe strong boundary: the paper calls < 15.3 % weak and quotes 61.1 % as strong "
+        "but states no moderate/strong boundary, and its examples do not fit a single one; the default 30.6 % "
+        "(twice the weak boundary) is MineSAR's choice — set STRONG_FROM to your own."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -159,6 +164,12 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
             crs = layers[0].crs()
             if parameters.get("EXTENT") in (None, ""):
                 raise QgsProcessingException("Give a TEMPLATE raster, or an EXTENT and a PIXEL_SIZE.")
+            if crs.isGeographic():
+                # PIXEL_SIZE is in the grid's units; in degrees "30" would be one pixel for the scene.
+                raise QgsProcessingException(
+                    f"{layers[0].name()} ({layers[0].source()}): its CRS {crs.authid()} is geographic (degrees), "
+                    "so PIXEL_SIZE cannot be metres; give a TEMPLATE raster or reproject the detections to a "
+                    "projected CRS (e.g. UTM) first.")
             extent = self.parameterAsExtent(parameters, "EXTENT", context, crs)
             size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
             if size <= 0 or extent.isEmpty():

@@ -341,3 +341,14 @@ def test_field_values_become_dates(minesar_provider):
         assert _to_date(value) == day, value
     for value in (None, NULL, QDate(), "", "2021-13-40", "202103141"):
         assert _to_date(value) is None, value
+
+
+def test_processing_surface_activity_refuses_pixel_size_in_degrees(minesar_provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    layer = _memory_layer("20210101_20210113", [box(116.0, 37.0, 116.01, 37.01)], crs="EPSG:4326")
+    with pytest.raises(QgsProcessingException, match="EPSG:4326 is geographic .* PIXEL_SIZE cannot be metres"):
+        processing.run("minesar:surfaceactivity", {
+            "INPUT": [layer], "EXTENT": "116,116.1,37,37.1 [EPSG:4326]", "PIXEL_SIZE": 30,
+            "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": "TEMPORARY_OUTPUT"})

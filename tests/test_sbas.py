@@ -204,6 +204,10 @@ def test_bad_inputs_name_the_file_and_problem(linear_stack, tmp_path):
         run_sbas(paths, out, max_days=5)
     with pytest.raises(MineSARError, match="needs the COHERENCE"):
         run_sbas(paths, out, weighting="coherence")
+    l_band = write_geotiff(tmp_path / "20210101-20210113_lband_unw.tif", np.zeros((9, 11), np.float32), gdal.GDT_Float32,
+                           metadata={"MINESAR_KIND": "unwrapped", "WAVELENGTH_M": "0.2360571"})
+    with pytest.raises(MineSARError, match=r"lband_unw.tif: wavelength 0.236057 m .* differs from 0.0554658 m of .*"):
+        run_sbas(paths[1:] + [l_band], out, reference_xy=_xy(8, 0))
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
