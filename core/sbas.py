@@ -18,7 +18,10 @@ The maths follows MintPy's conventions so that the two agree numerically (compar
   inversion the uniform days/365.25 one (as MintPy's inversion does);
 - temporal coherence |mean(exp(i·residual))| over valid pairs.
 
-Unlike MintPy, a phase of exactly 0 is a valid observation: NaN alone marks missing data.
+Unlike MintPy, a phase of exactly 0 is a valid observation here: NaN alone marks missing data.
+The readers (core.io.interferogram) have already turned the nodata of each product into NaN, zero
+included for GAMMA, LiCSAR and HyP3 products, whose processors write 0 where there is no phase;
+so 0 survives as a value only in GeoTIFFs without such a convention (MineSAR's own among them).
 
 Pixels are solved in batches. The normal matrix is banded (a pair spans consecutive intervals
 only), so every pixel of a block gets its normal matrix from one matrix product and all are solved
