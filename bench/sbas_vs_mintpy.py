@@ -43,7 +43,10 @@ def on_lut_centres(coherence):
     return (0.0025 + 0.005 * np.round((coherence - 0.0025) / 0.005) + 1e-5).astype(np.float32)
 
 
-def make_stack(rows, cols, n_dates, span, seed=0):
+def make_stack(rows, cols, n_dates, span, seed=0, scattered=0.0, snap=True):
+    """The synthetic stack; ``scattered``: share of observations set NaN at random (on top of the
+    rectangles), so nearly every pixel has its own valid-pair pattern; ``snap``: coherence on
+    MintPy's look-up bin centres (see ``on_lut_centres``), else the raw values."""
     rng = np.random.default_rng(seed)
     dates = [date(2019, 1, 4) + timedelta(days=12 * i) for i in range(n_dates)]
     pairs = [Pair(dates[i], dates[j]) for i in range(n_dates) for j in range(i + 1, min(n_dates, i + span + 1))]
@@ -58,11 +61,13 @@ def make_stack(rows, cols, n_dates, span, seed=0):
     coherence = np.empty_like(phase)
     for k, (i, j) in enumerate(network.pairs):
         phase[k] = truth_phase[j] - truth_phase[i] + rng.normal(0, 0.4, (rows, cols))
-        coherence[k] = on_lut_centres(np.clip(
-            0.55 + 0.3 * np.sin(xx / 9.0 + k) * np.cos(yy / 7.0) + rng.normal(0, 0.05, (rows, cols)), 0.05, 0.98))
+        raw = np.clip(0.55 + 0.3 * np.sin(xx / 9.0 + k) * np.cos(yy / 7.0) + rng.normal(0, 0.05, (rows, cols)), 0.05, 0.98)
+        coherence[k] = on_lut_centres(raw) if snap else raw.astype(np.float32)
         if rng.random() < 0.3:  # an unwrapping failure: a rectangle of NaN
             r0, c0 = rng.integers(0, rows - 5), rng.integers(0, cols - 5)
             phase[k, r0:r0 + rng.integers(3, rows // 3 + 4), c0:c0 + rng.integers(3, cols // 3 + 4)] = np.nan
+    if scattered:
+        phase[np.random.default_rng(seed + 1000).random(phase.shape) < scattered] = np.nan
     ref = (1, cols - 2)
     for k in range(len(pairs)):
         phase[k][ref] = phase[k][ref] if np.isfinite(phase[k][ref]) else 0.5
@@ -156,6 +161,8 @@ def main():
     parser.add_argument("--dates", type=int, default=60)
     parser.add_argument("--span", type=int, default=4)
     parser.add_argument("--looks", type=int, default=20)
+    parser.add_argument("--scattered", type=float, default=0.02,
+                        help="share of observations made NaN at random for the MineSAR speed run with scattered NaNs")
     args = parser.parse_args()
     network, phase, coherence, ref = make_stack(args.rows, args.cols, args.dates, args.span)
     pixels = args.rows * args.cols
@@ -186,6 +193,45 @@ def main():
             ts_rms, n = rms(ts, ts_m.reshape(ts.shape))
             vel_rms, _ = rms(vel, vel_m)
             print(f"[{label}] agreement over {n} values: time series RMS {ts_rms:.5f} mm, velocity RMS {vel_rms:.5f} mm/yr")
+    if args.scattered:
+        scattered_speed(args)
+    if mintpy:
+        raw_coherence_agreement(args.looks)
+
+
+def scattered_speed(args):
+    """MineSAR's speed when random NaNs give nearly every pixel its own valid-pair pattern
+    (MintPy is left out: it solves such pixels one by one, minutes at this size)."""
+    network, phase, coherence, ref = make_stack(args.rows, args.cols, args.dates, args.span, scattered=args.scattered)
+    pixels = args.rows * args.cols
+    print(f"\nscattered NaNs: {100 * args.scattered:.1f}% of observations at random on top of the holes "
+          f"({100 * np.isnan(phase).mean():.1f}% NaN in all)")
+    with tempfile.TemporaryDirectory() as folder:
+        paths, cc = write_geotiffs(folder, network, phase, coherence)
+        ref_xy = (500000 + (ref[1] + 0.5) * 30, 4200000 - (ref[0] + 0.5) * 30)
+        for weighted in (False, True):
+            label = "weighted (coherence, var)" if weighted else "unweighted"
+            _, _, seconds, peak, report = run_minesar(paths, cc, folder, ref_xy, weighted, args.looks)
+            print(f"[{label}, scattered NaNs] MineSAR: {seconds:.2f} s, {pixels / seconds:,.0f} px/s, peak traced "
+                  f"memory {peak / 2 ** 20:.1f} MiB, disconnected px {report.disconnected_pixels}")
+
+
+def raw_coherence_agreement(looks, rows=20, cols=30, seed=2):
+    """Weighted agreement with coherence on MintPy's bin centres and raw (small stack: MintPy's
+    weighted inversion is slow). Raw coherence measures the two look-up conventions too: MintPy
+    truncates to a 0.005-wide bin, MineSAR interpolates at the value."""
+    for snap in (True, False):
+        network, phase, coherence, ref = make_stack(rows, cols, 30, 4, seed=seed, snap=snap)
+        with tempfile.TemporaryDirectory() as folder:
+            paths, cc = write_geotiffs(folder, network, phase, coherence)
+            stack_file = os.path.join(folder, "ifgramStack.h5")
+            write_ifgram_stack(stack_file, network, phase, coherence, ref, looks)
+            ref_xy = (500000 + (ref[1] + 0.5) * 30, 4200000 - (ref[0] + 0.5) * 30)
+            ts, vel, *_ = run_minesar(paths, cc, folder, ref_xy, True, looks)
+            ts_m, vel_m, *_ = run_mintpy(stack_file, network, phase, ref, True)
+        label = "on MintPy's bin centres" if snap else "raw"
+        print(f"[weighted, {rows} × {cols}, seed {seed}, coherence {label}] time series RMS "
+              f"{rms(ts, ts_m.reshape(ts.shape))[0]:.5f} mm, velocity RMS {rms(vel, vel_m)[0]:.5f} mm/yr")
 
 
 if __name__ == "__main__":

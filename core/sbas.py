@@ -18,14 +18,19 @@ The maths follows MintPy's conventions so that the two agree numerically (compar
   inversion the uniform days/365.25 one (as MintPy's inversion does);
 - temporal coherence |mean(exp(i·residual))| over valid pairs.
 
-Unlike MintPy, a phase of exactly 0 is a valid observation: NaN alone marks missing data.
+Unlike MintPy, a phase of exactly 0 is a valid observation here: NaN alone marks missing data.
+The readers (core.io.interferogram) have already turned the nodata of each product into NaN, zero
+included for GAMMA, LiCSAR and HyP3 products, whose processors write 0 where there is no phase;
+so 0 survives as a value only in GeoTIFFs without such a convention (MineSAR's own among them).
 
-Pixels are solved in batches. A pixel whose valid pairs connect all its epochs has a unique
-least-squares solution; its normal matrix is banded (a pair spans consecutive intervals only), so
-every such pixel of a block gets its normal matrix from one matrix product and all are solved
-together by a banded Cholesky vectorised over pixels (``invert_block``). Pixels whose own network
-is split share, per valid-pair pattern, one SVD of the design (cached across blocks) for the
-minimum-norm solution.
+Pixels are solved in batches. The normal matrix is banded (a pair spans consecutive intervals
+only), so every pixel of a block gets its normal matrix from one matrix product and all are solved
+together by a banded Cholesky vectorised over pixels (``invert_block``). A pixel whose valid pairs
+connect all its epochs has a positive-definite normal matrix and a unique solution; one whose own
+network is split fails the factorisation (a zero pivot), and only those pixels are grouped by
+valid-pair pattern, to share one SVD of the design (cached across blocks) for the minimum-norm
+solution and to count their network's components. Nothing is done per pattern for connected
+pixels, so scattered NaNs (a different pattern nearly every pixel) cost no Python loop.
 """
 import math
 from dataclasses import dataclass, field
@@ -265,7 +270,12 @@ class _NumpyBackend:
         return indices
 
     def solve(self, matrices, rhs):
-        return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+        try:
+            return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            # One numerically singular matrix fails the whole batch: pseudo-inverse each instead
+            # (the minimum-norm answer; identical where the matrix is regular).
+            return (np.linalg.pinv(matrices) @ rhs[..., None])[..., 0]
 
 
 class _TorchBackend:
@@ -286,7 +296,10 @@ class _TorchBackend:
         return self.torch.as_tensor(indices, dtype=self.torch.long, device=self.device)
 
     def solve(self, matrices, rhs):
-        return self.torch.linalg.solve(matrices, rhs[..., None])[..., 0]
+        try:
+            return self.torch.linalg.solve(matrices, rhs[..., None])[..., 0]
+        except RuntimeError:  # torch.linalg.LinAlgError: singular in the batch, as numpy above
+            return (self.torch.linalg.pinv(matrices) @ rhs[..., None])[..., 0]
 
 
 def make_backend(device: str = "cpu"):
@@ -330,10 +343,10 @@ def invert_block(
 
     ``weights`` (pairs, pixels) turns on weighted least squares (inverse variances).
 
-    A pixel whose valid pairs connect all epochs has a unique least-squares solution: it is
-    solved from its banded normal equations, all such pixels together (weights 0/1 when
-    unweighted), with no per-pattern work. Pixels whose own network is split (rank-deficient)
-    get the minimum-norm solution, pattern by pattern, from the pattern's SVD.
+    Every pixel with an observation is solved from its banded normal equations, all together
+    (weights 0/1 when unweighted). A pixel whose valid pairs connect all epochs succeeds; one
+    whose own network is split (rank-deficient) fails with a zero pivot and gets the
+    minimum-norm solution instead, pattern by pattern, from the pattern's SVD.
     """
     backend = backend or _NumpyBackend()
     n_pairs, n_pixels = phase.shape
@@ -344,43 +357,51 @@ def invert_block(
     if weights is not None:
         valid &= np.isfinite(weights) & (weights > 0)
     velocity = np.full((n_intervals, n_pixels), np.nan)
+    components = np.zeros(n_pixels, dtype=np.int32)
 
-    packed = np.packbits(valid, axis=0)  # (ceil(pairs/8), pixels): one key per pixel
-    keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
-    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    pattern_components = np.array([
-        cache.components(unique[g].tobytes(), valid[:, first[g]]) if valid[:, first[g]].any() else 0
-        for g in range(len(unique))
-    ], dtype=np.int32)
-    components = pattern_components[inverse]
-
+    # Every pixel with an observation goes through the banded Cholesky first. Its normal matrix
+    # is positive definite exactly when its valid pairs connect all epochs (one component), so
+    # the pivots sort the pixels with no per-pixel or per-pattern Python work: with scattered
+    # NaNs nearly every pixel has its own valid-pair pattern, and counting components pattern by
+    # pattern would be a Python loop over pixels. Only the pixels whose factorisation fails (a
+    # split network, or a numerically singular one) need their pattern: see below.
     # Everything (pairs × pixels) beyond ``valid`` is built per batch of pixels, so the block's
     # own arrays (phase, weights, valid) are the only full-size ones: see _BYTES_PER_PAIR.
-    connected = np.flatnonzero(components == 1)
-    every = len(connected) == n_pixels  # the common case: slices, no index copies
+    observed = np.flatnonzero(valid.any(axis=0))
+    every = len(observed) == n_pixels  # the common case: slices, no index copies
     band_design = backend.put(cache.band_design)
     design_t = backend.put(np.ascontiguousarray(cache.design.T))
     unsolved = []
-    for start in range(0, len(connected), pixel_chunk):
-        chunk = slice(start, start + pixel_chunk) if every else connected[start:start + pixel_chunk]
+    for start in range(0, len(observed), pixel_chunk):
+        chunk = slice(start, start + pixel_chunk) if every else observed[start:start + pixel_chunk]
         ok = valid[:, chunk]
         w = backend.put(ok.astype(np.float64) if weights is None else np.where(ok, weights[:, chunk], 0.0))
         band = (band_design @ w).reshape(cache.bandwidth + 1, n_intervals, -1)
         rhs = design_t @ (w * backend.put(np.where(ok, phase[:, chunk], 0.0)))
-        solution = backend.get(_banded_cholesky_solve(band, rhs))
-        velocity[:, chunk] = solution
-        bad = ~np.all(np.isfinite(solution), axis=0)  # not numerically positive definite
-        if bad.any():
-            unsolved.append(np.arange(n_pixels)[chunk][bad])
+        solution, regular = _banded_cholesky_solve(band, rhs, return_regular=True)
+        solution, regular = backend.get(solution), backend.get(regular)
+        regular &= np.all(np.isfinite(solution), axis=0)
+        pixels = np.arange(n_pixels)[chunk]
+        velocity[:, pixels[regular]] = solution[:, regular]
+        components[pixels[regular]] = 1
+        if not regular.all():
+            unsolved.append(pixels[~regular])
 
-    # Rank-deficient pixels (and any the banded solve could not take): minimum norm per pattern.
-    rest = np.concatenate([np.flatnonzero(components > 1)] + unsolved)
+    # Split (rank-deficient) networks: minimum norm per valid-pair pattern, from its SVD; the
+    # components are counted for these patterns only.
+    rest = np.concatenate(unsolved) if unsolved else np.zeros(0, dtype=np.intp)
     if len(rest):
-        order = rest[np.argsort(inverse[rest], kind="stable")]
+        packed = np.packbits(valid[:, rest], axis=0)  # (ceil(pairs/8), pixels): one key per pixel
+        keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")
         groups, starts = np.unique(inverse[order], return_index=True)
-        for g, pixels in zip(groups, np.split(order, starts[1:])):
-            pattern = cache.get(unique[g].tobytes(), valid[:, first[g]])
+        for g, members in zip(groups, np.split(order, starts[1:])):
+            pixels = rest[members]
+            key, row = unique[g].tobytes(), valid[:, rest[first[g]]]
+            components[pixels] = cache.components(key, row)
+            pattern = cache.get(key, row)
             for start in range(0, len(pixels), pixel_chunk):
                 chunk = np.ix_(pattern.rows, pixels[start:start + pixel_chunk])
                 y = backend.put(phase[chunk])  # all valid: that is the pattern
@@ -414,19 +435,34 @@ def _solve_bytes_per_pixel(cache: "PatternCache") -> int:
     return 8 * (cache.band_design.shape[0] + 3 * cache.design.shape[0] + cache.design.shape[1])
 
 
-def _banded_cholesky_solve(band, rhs):
+# A pivot² below this share of its column's diagonal is rounding noise of a singular matrix (a
+# split network gives exactly 0 there, which rounding turns into ±1e-16 of the diagonal), not
+# information. Genuine networks stay far above: weights span < 1e6 and the ratio does not depend
+# on the interval lengths. A false alarm only sends a pixel to the (exact, slower) SVD path.
+_REGULAR_PIVOT_RATIO = 1e-9
+
+
+def _banded_cholesky_solve(band, rhs, return_regular=False):
     """Solve N x = rhs for many symmetric positive-definite banded N at once, in place.
 
     ``band`` (bandwidth + 1, n, pixels) holds N by diagonals (band[d, b] = N[b + d, b]); ``rhs``
     (n, pixels). Each step is one array operation over all pixels, so the cost is n·bandwidth
     vector operations instead of a dense factorisation (n³/3 flops) per pixel. Works on numpy
     arrays and torch tensors alike. A pixel whose N is not positive definite comes out NaN.
+    With ``return_regular`` also a (pixels,) boolean: every pivot² above _REGULAR_PIVOT_RATIO of
+    its diagonal, i.e. N regular beyond rounding (a near-singular N can factor with tiny
+    positive pivots and give a finite but meaningless solution).
     """
     depth, n = band.shape[0], band.shape[1]
+    diagonal = band[0] * 1.0  # a copy, numpy or torch
     if isinstance(band, np.ndarray):
         with np.errstate(invalid="ignore", divide="ignore"):
-            return _banded_cholesky_steps(band, rhs, depth, n)
-    return _banded_cholesky_steps(band, rhs, depth, n)
+            solution = _banded_cholesky_steps(band, rhs, depth, n)
+            regular = (band[0] ** 2 > _REGULAR_PIVOT_RATIO * diagonal).all(0)
+    else:
+        solution = _banded_cholesky_steps(band, rhs, depth, n)
+        regular = (band[0] ** 2 > _REGULAR_PIVOT_RATIO * diagonal).all(0)
+    return (solution, regular) if return_regular else solution
 
 
 def _banded_cholesky_steps(band, rhs, depth, n):
@@ -534,6 +570,25 @@ def _same_grid(first, other) -> Optional[str]:
     return None
 
 
+def _allow_open_files(count: int) -> None:
+    """Every interferogram and coherence raster stays open for the whole run (each block reads
+    a window of each). Linux's usual soft limit of 1024 descriptors would stop a stack near 500
+    pairs with coherence: raise the soft limit towards the hard one where the OS allows it
+    (POSIX). Where it cannot be raised the stack is bounded by it, as the help says."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256  # GDAL, QGIS and Python's own files besides the stack
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = None, look_deg: Optional[float] = None):
     """Open unwrapped interferograms (and matching coherence) and check that they form a stack.
 
@@ -549,6 +604,7 @@ def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = 
             f"COHERENCE: {len(coherence_paths)} coherence rasters for {len(paths)} interferograms; "
             "give one per interferogram, in the same order."
         )
+    _allow_open_files(len(paths) + len(coherence_paths or []))
     sources, coherences, pairs, signs = [], [], [], []
     try:
         for path in paths:
@@ -593,6 +649,31 @@ def open_stack(paths: Sequence[str], coherence_paths: Optional[Sequence[str]] = 
             source.close()
         raise
     return sources, (coherences or None), pairs, signs
+
+
+def stack_wavelength(sources) -> Tuple[float, Optional[str]]:
+    """The stack's radar wavelength from its metadata, and a note when part of it is assumed.
+
+    Interferograms of different wavelengths cannot be summed into one series: those whose
+    metadata state a wavelength must agree (to 1e-6), else the first that differs is named.
+    """
+    known = [s for s in sources if not s.metadata.wavelength_source.startswith("Sentinel-1 default")]
+    if not known:
+        return sources[0].metadata.wavelength_m, None
+    first = known[0]
+    for source in known[1:]:
+        if not math.isclose(source.metadata.wavelength_m, first.metadata.wavelength_m, rel_tol=1e-6):
+            raise MineSARError(
+                f"{source.path}: wavelength {source.metadata.wavelength_m:.6g} m ({source.metadata.wavelength_source}) "
+                f"differs from {first.metadata.wavelength_m:.6g} m of {first.path} ({first.metadata.wavelength_source}): "
+                "one SBAS stack is one sensor; invert each wavelength separately."
+            )
+    note = None
+    unknown = len(sources) - len(known)
+    if unknown:
+        note = (f"{unknown} interferogram(s) state no wavelength; the {first.metadata.wavelength_m:.6g} m of "
+                f"{first.path} ({first.metadata.wavelength_source}) is used for the whole stack.")
+    return first.metadata.wavelength_m, note
 
 
 def _pixel_of(geotransform, x: float, y: float) -> Tuple[int, int]:
@@ -682,11 +763,16 @@ def run_sbas(
     points_min_coherence: float = 0.7,
     block_bytes: int = DEFAULT_SBAS_BLOCK_BYTES,
     progress=None,
+    on_network=None,
 ) -> SbasReport:
     """Invert a stack of unwrapped interferograms and write time series, velocity, coherence.
 
     ``incidence``: None (line of sight), an angle in degrees, or the path of a raster of angles.
-    ``points``: a callable receiving per-block dicts of point records (see ``_point_records``).
+    ``points``: a callable receiving per-block dicts of point records (see ``_point_records``),
+    called as each block is solved, so that a caller can write them at once and hold no more
+    than one block's records whatever the raster size.
+    ``on_network``: a callable receiving the epochs (dates) once the network is known and before
+    the first block is inverted, e.g. to create the point layer whose fields are those dates.
     """
     import time
 
@@ -720,7 +806,10 @@ def run_sbas(
         used_coherence = [coherences[k] for k in kept] if coherences else None
         used_signs = np.array([signs[k] for k in kept])
         grid = sources[0]
-        wavelength = float(wavelength_m) if wavelength_m else grid.metadata.wavelength_m
+        metadata_wavelength, wavelength_note = stack_wavelength(used_sources)
+        if wavelength_note and not wavelength_m:
+            notes.append(wavelength_note)
+        wavelength = float(wavelength_m) if wavelength_m else metadata_wavelength
         incidence_source = None
         if isinstance(incidence, str) and incidence:
             incidence_source = IncidenceRaster(incidence, grid)
@@ -759,6 +848,8 @@ def run_sbas(
 
         backend = make_backend(device)
         cache = PatternCache(network)
+        if on_network is not None:
+            on_network(list(network.dates))
         phase_to_mm = -wavelength / (4 * math.pi) * 1000.0
         band_names = [f"D{d:%Y%m%d}" for d in network.dates]
         years = network.decimal_years

@@ -17,11 +17,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.activity import mine_activity
+from ..core.activity import CLASSES, MIN_SHARE, mine_activity
 from ..ui.styles import style_categories
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
-CLASS_COLOURS = {"positive": "#d73027", "negative": "#4575b4", "none": "#bdbdbd", "decorrelated": "#984ea3"}
+CLASS_COLOURS = {"positive": "#d73027", "negative": "#4575b4", "none": "#bdbdbd", "decorrelated": "#984ea3",
+                 "no_data": "#ffffff"}
 
 
 class MineActivityAlgorithm(MineSARAlgorithm):
@@ -33,11 +34,18 @@ class MineActivityAlgorithm(MineSARAlgorithm):
         "attributed to that patch. A velocity pixel (mm/yr, e.g. from SBAS deformation time series) is "
         "no deformation when |v| ≤ THRESHOLD (5 mm/yr), positive above, negative below −THRESHOLD, and "
         "decorrelated where it has no value or its coherence is below MIN_COHERENCE.\n\n"
-        "Per patch: decorrelated when at least DECORRELATED_SHARE of the pixels are; else positive or "
-        "negative when at least MIN_PIXELS pixels deform that way (the more numerous wins); else none. "
+        "Per patch, from the pixels whose centre lies within BUFFER of it: <b>no_data</b> when there is no "
+        "velocity pixel there at all (the patch is off the raster) or the patch has no geometry; "
+        "<b>decorrelated</b> when at least DECORRELATED_SHARE (0.5) of those pixels have no coherent value "
+        "(NaN/nodata inside the raster or coherence below MIN_COHERENCE); <b>positive</b> or "
+        "<b>negative</b> when at least MIN_SHARE (default 10 %) of the measured pixels exceed +THRESHOLD or "
+        "−THRESHOLD (both: the more numerous side; a tie: the side with the larger mean |v|); else "
+        "<b>none</b>. A share rather than a single pixel because a buffer of ~1000 pixels always holds a few "
+        "beyond ±5 mm/yr from noise or unwrapping errors, which would leave almost no patch \"none\".\n\n"
         "Output: the patches with ACTIVITY, the pixel counts per class (N_POS, N_NEG, N_NONE, N_DECOR), "
-        "N_PIXELS and V_MIN/V_MAX/V_MEAN (mm/yr), and the number of patches per class. The velocity raster "
-        "must be in a projected CRS (metres)."
+        "N_PIXELS and V_MIN/V_MAX/V_MEAN (mm/yr), and the number of patches per class (COUNT_POSITIVE, "
+        "COUNT_NEGATIVE, COUNT_NONE, COUNT_DECORRELATED, COUNT_NO_DATA). The velocity raster must be in a "
+        "projected CRS (metres), north-up or south-up; the coherence raster on the same grid and CRS."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -51,16 +59,16 @@ class MineActivityAlgorithm(MineSARAlgorithm):
         for parameter in (
             QgsProcessingParameterNumber("MIN_COHERENCE", "Minimum coherence of a measured pixel",
                                          QgsProcessingParameterNumber.Double, 0.3, minValue=0, maxValue=1),
-            QgsProcessingParameterNumber("MIN_PIXELS", "Deforming pixels needed for a positive/negative patch",
-                                         QgsProcessingParameterNumber.Integer, 1, minValue=1),
+            QgsProcessingParameterNumber("MIN_SHARE", "Share of measured pixels deforming for a positive/negative patch",
+                                         QgsProcessingParameterNumber.Double, MIN_SHARE, minValue=0.001, maxValue=1),
             QgsProcessingParameterNumber("DECORRELATED_SHARE", "Share of decorrelated pixels for a decorrelated patch",
                                          QgsProcessingParameterNumber.Double, 0.5, minValue=0, maxValue=1),
         ):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Mine activity", QgsProcessing.TypeVectorPolygon))
-        for name in ("POSITIVE", "NEGATIVE", "NONE", "DECORRELATED"):
-            self.addOutput(QgsProcessingOutputNumber(f"COUNT_{name}", f"Patches: {name.lower()}"))
+        for name in CLASSES:
+            self.addOutput(QgsProcessingOutputNumber(f"COUNT_{name.upper()}", f"Patches: {name.replace('_', ' ')}"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         from shapely import wkb
@@ -90,7 +98,7 @@ class MineActivityAlgorithm(MineSARAlgorithm):
                 buffer_m=self.parameterAsDouble(parameters, "BUFFER", context),
                 threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
                 min_coherence=self.parameterAsDouble(parameters, "MIN_COHERENCE", context),
-                min_pixels=self.parameterAsInt(parameters, "MIN_PIXELS", context),
+                min_share=self.parameterAsDouble(parameters, "MIN_SHARE", context),
                 decorrelated_share=self.parameterAsDouble(parameters, "DECORRELATED_SHARE", context),
                 progress=progress_for(feedback),
             )
@@ -101,7 +109,7 @@ class MineActivityAlgorithm(MineSARAlgorithm):
         for name, kind in added:
             fields.append(QgsField(name, kind))
         sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs())
-        totals = {"positive": 0, "negative": 0, "none": 0, "decorrelated": 0}
+        totals = {name: 0 for name in CLASSES}
         for feature, result in zip(features, results):
             totals[result.activity_class] += 1
             out = QgsFeature(fields)

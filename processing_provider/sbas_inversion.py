@@ -44,6 +44,44 @@ def _deformation_style(kind):
     return lambda layer: style_deformation(layer, unit)
 
 
+class _PointWriter:
+    """Creates the OUTPUT_POINTS sink once the epochs are known and writes each block's points."""
+
+    def __init__(self, algorithm, parameters, context, crs):
+        self.algorithm, self.parameters, self.context, self.crs = algorithm, parameters, context, crs
+        self.sink = self.sink_id = None
+        self.fields = self.names = None
+
+    def start(self, dates):
+        self.names = [f"D{d:%Y%m%d}" for d in dates]
+        self.fields = QgsFields()
+        self.fields.append(QgsField("CODE", QVariant.String))
+        for name in ("VEL", "V_STDEV", "COHERENCE") + tuple(self.names):
+            self.fields.append(QgsField(name, QVariant.Double))
+        self.sink, self.sink_id = self.algorithm.parameterAsSink(
+            self.parameters, "OUTPUT_POINTS", self.context, self.fields, QgsWkbTypes.Point, self.crs)
+        if self.sink is None:
+            raise QgsProcessingException("OUTPUT_POINTS: the point layer could not be created.")
+
+    def write(self, block, batch=5000):
+        series = [block["series"][n] for n in self.names]
+        for start in range(0, len(block["code"]), batch):  # a few thousand QgsFeatures at a time
+            self._add(block, series, range(start, min(start + batch, len(block["code"]))))
+
+    def _add(self, block, series, indices):
+        features = []
+        for k in indices:
+            feature = QgsFeature(self.fields)
+            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(block["x"][k]), float(block["y"][k]))))
+            feature.setAttributes(
+                [f"{int(block['code'][k]):07d}", float(block["VEL"][k]), float(block["V_STDEV"][k]),
+                 float(block["COHERENCE"][k])] + [float(values[k]) for values in series]
+            )
+            features.append(feature)
+        if features and not self.sink.addFeatures(features, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(f"OUTPUT_POINTS: writing points failed ({self.sink_id}).")
+
+
 class SbasInversionAlgorithm(MineSARAlgorithm):
     _name = "sbasinversion"
     _display_name = "SBAS deformation time series"
@@ -53,17 +91,26 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
         "the Small BAseline Subset method (Berardino et al. 2002; seed 003 §2.2.4), agreeing with MintPy's "
         "ifgram_inversion: interval velocities, least squares per pixel (minimum norm where missing data "
         "split a pixel's network), NaN observations dropped per pixel, optional weights = inverse phase "
-        "variance from coherence and number of independent looks. A phase of exactly 0 is a valid "
-        "observation.\n\n"
+        "variance from coherence and number of independent looks. NaN (or the band's nodata) marks a "
+        "missing observation. In GeoTIFFs written by MineSAR or other tools without a zero convention a "
+        "phase of exactly 0 is a valid observation; in GAMMA, LiCSAR and HyP3 products 0 is those "
+        "processors' nodata and is dropped (as MintPy does).\n\n"
         "<b>INPUT</b>: unwrapped interferograms (GAMMA .unw, MineSAR imports, LiCSAR/HyP3 GeoTIFFs) on one "
         "grid; dates from the names (YYYYMMDD-YYYYMMDD) or metadata. <b>COHERENCE</b>: one raster per "
         "interferogram, same order. <b>MAX_DAYS</b>/<b>MAX_BPERP</b> (0 = no limit) select the pairs; "
         "the perpendicular baseline needs baselines in the metadata. <b>REFERENCE</b>: a point valid in "
-        "every pair; empty = the pixel valid in every pair with the highest mean coherence.\n\n"
+        "every pair; empty = the pixel valid in every pair with the highest mean coherence. "
+        "<b>WAVELENGTH</b> 0 = from the metadata: interferograms that state different wavelengths are refused "
+        "(one stack, one sensor). All rasters stay open during the run (two per pair with coherence): on "
+        "Linux/macOS the process's open-file limit is raised as needed up to the system's hard limit; where it "
+        "cannot be, the stack is bounded by it (~500 pairs with coherence at the common limit of 1024).\n\n"
         "<b>Outputs</b>: time series (mm, one band per epoch named DYYYYMMDD, first epoch = 0), velocity "
         "(mm/yr, least-squares line over calendar decimal years, as MintPy), temporal coherence (band 1) and the number of connected parts of "
         "each pixel's own network (band 2; > 1 = split by missing data, reported), optional points in "
-        "MintPy's save_qgis layout (CODE, VEL, V_STDEV, COHERENCE, DYYYYMMDD…) for InSAR Explorer. "
+        "MintPy's save_qgis layout (CODE, VEL, V_STDEV, COHERENCE, DYYYYMMDD…) for InSAR Explorer, written "
+        "block by block as the inversion runs; unlike save_qgis, CODE is the decimal pixel index "
+        "row × width + column (zero-padded) and there are no HEIGHT, H_STDEV or EFF_AREA fields (no DEM "
+        "or geocoding lookup is involved); VEL and V_STDEV in mm/yr, series in mm. "
         "Sign as MintPy: d = −λ/(4π)·φ, negative = away from the satellite (subsidence). With INCIDENCE "
         "(degrees, or a raster) the line-of-sight values are divided by cos(incidence) (vertical)."
     )
@@ -137,9 +184,10 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
             point = self.parameterAsPoint(parameters, "REFERENCE", context, crs)
             reference = (point.x(), point.y())
 
-        # The point layer's fields are the dates, known only after the inversion: records are
-        # collected per block and written then (only pixels above POINTS_MIN_COHERENCE).
-        collected = []
+        # The point layer's fields are the dates, known once the pairs are selected: run_sbas
+        # reports them before the first block, the sink is created then, and each block's points
+        # are written as soon as the block is solved (memory bounded by one block's records).
+        writer = _PointWriter(self, parameters, context, crs) if parameters.get("OUTPUT_POINTS") else None
         with user_errors():
             report = run_sbas(
                 paths, outputs, coherence_paths=coherence,
@@ -151,7 +199,8 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
                 weighting=self.parameterAsEnumString(parameters, "WEIGHTING", context) or "none",
                 looks=self.parameterAsDouble(parameters, "LOOKS", context),
                 device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
-                points=collected.append if parameters.get("OUTPUT_POINTS") else None,
+                points=writer.write if writer else None,
+                on_network=writer.start if writer else None,
                 points_min_coherence=self.parameterAsDouble(parameters, "POINTS_MIN_COHERENCE", context),
                 progress=progress_for(feedback),
             )
@@ -175,23 +224,9 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
             "COMPONENTS": report.network_components, "DISCONNECTED_PIXELS": report.disconnected_pixels,
             "PIXELS_PER_SECOND": report.pixels_per_second,
         }
-        if parameters.get("OUTPUT_POINTS"):
-            names = [f"D{d:%Y%m%d}" for d in report.dates]
-            fields = QgsFields()
-            fields.append(QgsField("CODE", QVariant.String))
-            for name in ("VEL", "V_STDEV", "COHERENCE") + tuple(names):
-                fields.append(QgsField(name, QVariant.Double))
-            sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_POINTS", context, fields, QgsWkbTypes.Point, crs)
-            for block in collected:
-                for k in range(len(block["code"])):
-                    feature = QgsFeature(fields)
-                    feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(block["x"][k]), float(block["y"][k]))))
-                    feature.setAttributes(
-                        [f"{int(block['code'][k]):07d}", float(block["VEL"][k]), float(block["V_STDEV"][k]),
-                         float(block["COHERENCE"][k])] + [float(block["series"][n][k]) for n in names]
-                    )
-                    sink.addFeature(feature, QgsFeatureSink.FastInsert)
-            results["OUTPUT_POINTS"] = sink_id
+        if writer is not None:
+            results["OUTPUT_POINTS"] = writer.sink_id
+            writer.sink = None  # flushes a file sink (QgsFeatureSink writes on deletion)
 
         for key, kind, name in (("OUTPUT_TIMESERIES", "timeseries", "SBAS time series (mm)"),
                                 ("OUTPUT_VELOCITY", "velocity", "SBAS velocity (mm/yr)"),

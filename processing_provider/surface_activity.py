@@ -1,6 +1,6 @@
 """minesar:surfaceactivity: detections on sequential interferograms → active days and sites."""
 import os
-from datetime import date
+from datetime import date, datetime
 
 from qgis.core import (
     QgsCoordinateTransform,
@@ -33,20 +33,49 @@ CLASS_COLOURS = {"weak": "#fee08b", "moderate": "#fc8d59", "strong": "#d73027"}
 
 
 def _to_date(value):
+    """A date from a field value: QDate, QDateTime, datetime, date, 'YYYY-MM-DD' or 'YYYYMMDD'."""
     if value is None:
         return None
-    if hasattr(value, "toPyDate"):
+    if hasattr(value, "isNull") and value.isNull():  # NULL QVariant, null QDate/QDateTime
+        return None
+    if hasattr(value, "toPyDateTime"):  # QDateTime (checked first: it has no toPyDate)
+        value = value.toPyDateTime()
+    elif hasattr(value, "toPyDate"):
         value = value.toPyDate()
+    if isinstance(value, datetime):  # a datetime is a date too: drop the time of day
+        return value.date()
     if isinstance(value, date):
         return value
-    text = str(value).strip().replace("-", "")
-    if len(text) >= 8 and text[:8].isdigit():
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    text = str(value).strip()
+    if len(text) >= 10 and text[4] == "-" and text[7] == "-":
+        text = text[:4] + text[5:7] + text[8:10]  # ISO, perhaps followed by a time
+    if len(text) >= 8 and text[:8].isdigit() and (len(text) == 8 or not text[8].isdigit()):
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        except ValueError:
+            return None
     return None
 
 
+def _field_date(layer, feature, index, field_name):
+    value = feature.attribute(index)
+    parsed = _to_date(value)
+    if parsed is None and value is not None and not (hasattr(value, "isNull") and value.isNull()) and str(value).strip():
+        raise MineSARError(
+            f"{layer.name()} ({layer.source()}): feature {feature.id()} has {field_name} = '{value}', not a date "
+            "(use a date field or text YYYY-MM-DD / YYYYMMDD)."
+        )
+    return parsed
+
+
 def layer_detections(layer, target_crs, context):
-    """Detections of one layer: dates from its name, its file name, or date1/date2 fields."""
+    """Detections of one layer: dates from its name, its file name, or date1/date2 fields.
+
+    Every (date1, date2) met registers its interferogram, even through a feature whose geometry
+    is empty: an interferogram in which nothing was detected still counts in the monitored
+    period. Layers holding parts of the same interferogram (e.g. per tile) are merged later, by
+    dates, in core.activity.
+    """
     from shapely import wkb
 
     transform = QgsCoordinateTransform(layer.crs(), target_crs, context.transformContext())
@@ -59,18 +88,19 @@ def layer_detections(layer, target_crs, context):
     for feature in layer.getFeatures():
         d1, d2 = date1, date2
         if "date1" in names and "date2" in names:
-            d1 = _to_date(feature.attribute(names.index("date1"))) or d1
-            d2 = _to_date(feature.attribute(names.index("date2"))) or d2
+            d1 = _field_date(layer, feature, names.index("date1"), "date1") or d1
+            d2 = _field_date(layer, feature, names.index("date2"), "date2") or d2
         if d1 is None or d2 is None:
             raise MineSARError(
                 f"{layer.name()} ({source_name}): no interferogram dates — name the layer or file "
                 "YYYYMMDD_YYYYMMDD, or give date1/date2 fields."
             )
+        geometries = by_dates.setdefault((d1, d2), [])
         geometry = QgsGeometry(feature.geometry())
         if geometry.isEmpty():
             continue
         geometry.transform(transform)
-        by_dates.setdefault((d1, d2), []).append(wkb.loads(bytes(geometry.asWkb())))
+        geometries.append(wkb.loads(bytes(geometry.asWkb())))
     if not by_dates and date1 is not None:
         by_dates[(date1, date2)] = []  # an interferogram with no detection still counts as monitored
     if not by_dates:
@@ -87,13 +117,18 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
         "sequential interferograms (N scenes → N−1 interferograms, no time overlap).\n\n"
         "<b>INPUT</b>: polygon layers of detections, one per interferogram (dates from the layer name or "
         "file name YYYYMMDD_YYYYMMDD), or layers with date1/date2 fields. <b>TEMPLATE</b>: a raster whose "
-        "grid the result takes; otherwise <b>EXTENT</b> and <b>PIXEL_SIZE</b> (in the first layer's CRS).\n\n"
+        "grid the result takes; otherwise <b>EXTENT</b> and <b>PIXEL_SIZE</b> (metres, in the first layer's CRS, "
+        "which must then be projected). Several layers with the same dates (e.g. per tile) are one "
+        "interferogram; a feature with dates but no geometry registers its interferogram as monitored.\n\n"
         "<b>OUTPUT_ACTIVITY</b>: per pixel the sum of the time spans (days) of the interferograms in which it "
         "is detected (pixel centre inside a detection). <b>OUTPUT_SITES</b>: one feature per site k1…kN (the "
         "merged footprint of overlapping detections) with first/last active date, active days, share of the "
         "monitored period (days the interferograms cover, gaps excluded), class (weak below "
         f"{WEAK_BELOW_PERCENT}% as in the paper, strong from STRONG_FROM, default {STRONG_FROM_PERCENT}%), and "
-        "the timeline of interferograms in which it was detected."
+        "the timeline of interferograms in which it was detected. Ground never detected has 0 days (drawn "
+        "transparent).\n\nThe strong boundary: the paper calls < 15.3 % weak and quotes 61.1 % as strong "
+        "but states no moderate/strong boundary, and its examples do not fit a single one; the default 30.6 % "
+        "(twice the weak boundary) is MineSAR's choice — set STRONG_FROM to your own."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -129,6 +164,12 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
             crs = layers[0].crs()
             if parameters.get("EXTENT") in (None, ""):
                 raise QgsProcessingException("Give a TEMPLATE raster, or an EXTENT and a PIXEL_SIZE.")
+            if crs.isGeographic():
+                # PIXEL_SIZE is in the grid's units; in degrees "30" would be one pixel for the scene.
+                raise QgsProcessingException(
+                    f"{layers[0].name()} ({layers[0].source()}): its CRS {crs.authid()} is geographic (degrees), "
+                    "so PIXEL_SIZE cannot be metres; give a TEMPLATE raster or reproject the detections to a "
+                    "projected CRS (e.g. UTM) first.")
             extent = self.parameterAsExtent(parameters, "EXTENT", context, crs)
             size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
             if size <= 0 or extent.isEmpty():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import GEOTRANSFORM, SAMPLE_DIR, sample_interferograms, write_geotiff
 from osgeo import gdal
+from scipy.stats import linregress
 
 from minesar.core.errors import Cancelled, MineSARError
 from minesar.core.progress import Progress
@@ -203,6 +204,10 @@ def test_bad_inputs_name_the_file_and_problem(linear_stack, tmp_path):
         run_sbas(paths, out, max_days=5)
     with pytest.raises(MineSARError, match="needs the COHERENCE"):
         run_sbas(paths, out, weighting="coherence")
+    l_band = write_geotiff(tmp_path / "20210101-20210113_lband_unw.tif", np.zeros((9, 11), np.float32), gdal.GDT_Float32,
+                           metadata={"MINESAR_KIND": "unwrapped", "WAVELENGTH_M": "0.2360571"})
+    with pytest.raises(MineSARError, match=r"lband_unw.tif: wavelength 0.236057 m .* differs from 0.0554658 m of .*"):
+        run_sbas(paths[1:] + [l_band], out, reference_xy=_xy(8, 0))
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
@@ -240,8 +245,22 @@ def test_processing_algorithm_writes_styled_layers_and_points(minesar_provider, 
     assert f"D{network.dates[-1]:%Y%m%d}" in names
     assert points.featureCount() == 9 * 11
     velocity = gdal.Open(result["OUTPUT_VELOCITY"]).ReadAsArray()
-    feature = next(f for f in points.getFeatures() if f["CODE"] == "0000000")
-    assert feature["VEL"] == pytest.approx(float(velocity[0, 0]), abs=1e-4)
+    series = gdal.Open(result["OUTPUT_TIMESERIES"]).ReadAsArray()
+    coherence = gdal.Open(result["OUTPUT_COHERENCE"]).ReadAsArray()[0]
+    years = network.decimal_years
+    features = {f["CODE"]: f for f in points.getFeatures()}
+    for row, col in ((0, 0), (3, 7), (8, 10), (5, 2)):
+        feature = features[f"{row * 11 + col:07d}"]
+        point = feature.geometry().asPoint()
+        assert (point.x(), point.y()) == pytest.approx(_xy(row, col))  # the pixel's centre
+        assert feature["VEL"] == pytest.approx(float(velocity[row, col]), abs=1e-4)
+        assert feature["COHERENCE"] == pytest.approx(float(coherence[row, col]), abs=1e-6)
+        for k, day in enumerate(network.dates):
+            assert feature[f"D{day:%Y%m%d}"] == pytest.approx(float(series[k, row, col]), abs=1e-4)
+        # V_STDEV: the slope's standard error, from scipy's regression of the series (the noisy
+        # case is checked against the same in test_noise_sets_v_stdev_and_temporal_coherence).
+        fit = linregress(years, series[:, row, col].astype(np.float64))
+        assert feature["V_STDEV"] == pytest.approx(fit.stderr, rel=1e-3, abs=1e-4)
 
 
 def test_banded_cholesky_solves_like_a_dense_solver():
@@ -263,3 +282,106 @@ def test_banded_cholesky_solves_like_a_dense_solver():
         rhs = rng.normal(size=(n, pixels))
         expected = np.linalg.solve(dense, rhs.T[..., None])[..., 0].T
         np.testing.assert_allclose(_banded_cholesky_solve(band, rhs.copy()), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_points_are_streamed_block_by_block_after_the_network(linear_stack, tmp_path):
+    """The epochs come before any block, then one record set per block: nothing accumulates."""
+    network, _, paths = linear_stack
+    events = []
+    run_sbas(paths, _outputs(tmp_path), reference_xy=_xy(8, 0), block_bytes=2000, points_min_coherence=0.0,
+             on_network=lambda dates: events.append(("network", dates)),
+             points=lambda block: events.append(("block", len(block["code"]))))
+    assert events[0] == ("network", network.dates)
+    blocks = [n for kind, n in events[1:] if kind == "block"]
+    assert len(blocks) == len(events) - 1 > 2 and sum(blocks) == 9 * 11
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_split_networks_match_the_pseudo_inverse_per_pixel(weighted):
+    """Half the pixels lose every pair bridging epoch 5 (their network splits in two), some lose
+    more at random; each pixel's answer is np.linalg.pinv's minimum-norm (weighted) solution."""
+    network, _ = _network(n_dates=10, span=3)
+    rng = np.random.default_rng(7)
+    pixels = 400
+    phase = rng.normal(0, 2, (len(network.pairs), pixels))
+    bridging = [k for k, (i, j) in enumerate(network.pairs) if i < 5 <= j]
+    phase[np.ix_(bridging, np.arange(0, pixels, 2))] = np.nan
+    phase[rng.random(phase.shape) < 0.05] = np.nan
+    phase[:, 3] = np.nan  # no observation at all
+    weights = coherence_to_weight(rng.uniform(0.1, 0.95, phase.shape), 20) if weighted else None
+    result = invert_block(phase, PatternCache(network), weights)
+    design = network.design_matrix()
+    split = 0
+    for pixel in range(pixels):
+        ok = np.isfinite(phase[:, pixel])
+        if not ok.any():
+            assert result.components[pixel] == 0 and np.all(np.isnan(result.displacement[:, pixel]))
+            continue
+        root = np.sqrt(weights[ok, pixel]) if weighted else np.ones(ok.sum())
+        rates = np.linalg.pinv(design[ok] * root[:, None]) @ (phase[ok, pixel] * root)
+        expected = np.concatenate([[0.0], np.cumsum(rates * np.diff(network.years))])
+        np.testing.assert_allclose(result.displacement[:, pixel], expected, atol=1e-8, err_msg=f"pixel {pixel}")
+        assert result.components[pixel] == len(network.components(ok))
+        split += result.components[pixel] > 1
+    assert split >= pixels // 2
+
+
+def test_a_singular_batch_falls_back_to_the_pseudo_inverse():
+    from minesar.core.sbas import _NumpyBackend
+
+    matrices = np.array([[[2.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    rhs = np.array([[2.0, 3.0], [2.0, 2.0]])
+    solution = _NumpyBackend().solve(matrices, rhs)
+    np.testing.assert_allclose(solution, [[1.0, 3.0], [1.0, 1.0]])
+    np.testing.assert_allclose(make_backend("torch").solve(make_backend("torch").put(matrices),
+                                                           make_backend("torch").put(rhs)).numpy(), solution, atol=1e-12)
+
+
+def test_max_days_splits_the_real_network(tmp_path):
+    """MAX_DAYS = 60 keeps the four 35-day pairs of the 17: 6 epochs in 2 disconnected groups,
+    which the run reports and every solved pixel's NETWORK_COMPONENTS band shows."""
+    paths = [str(p) for p in sample_interferograms()]
+    report = run_sbas(paths, _outputs(tmp_path), max_days=60)
+    assert (len(report.dates), len(report.pairs_used), len(report.pairs_dropped)) == (6, 4, 13)
+    assert report.network_components == 2
+    assert any("2 disconnected groups" in note for note in report.notes)
+    series = gdal.Open(str(tmp_path / "sbas_ts.tif"))
+    assert series.RasterCount == 6
+    parts = gdal.Open(str(tmp_path / "sbas_coh.tif")).ReadAsArray()[1]
+    solved = np.isfinite(gdal.Open(str(tmp_path / "sbas_vel.tif")).ReadAsArray())
+    assert solved.sum() > 0.5 * solved.size and np.all(parts[solved] >= 2)
+    assert report.disconnected_pixels == solved.sum()
+
+
+def test_noise_sets_v_stdev_and_temporal_coherence(tmp_path):
+    """With noise on every pair: temporal coherence = |mean exp(i·residual)| of an independent
+    per-pixel least squares, V_STDEV = the slope's standard error of scipy's regression."""
+    network, _ = _network(n_dates=10, span=3)
+    rows, cols = 4, 5
+    rng = np.random.default_rng(11)
+    truth = network.years[:, None, None] * np.linspace(-30, 10, rows * cols).reshape(1, rows, cols)
+    phase = np.array([(truth[j] - truth[i]) * MM_TO_PHASE for i, j in network.pairs])
+    phase += rng.normal(0, 0.6, phase.shape)
+    phase[:, 0, 0] = (truth[[j for _, j in network.pairs], 0, 0] - truth[[i for i, _ in network.pairs], 0, 0]) * MM_TO_PHASE
+    paths = []
+    for k, (i, j) in enumerate(network.pairs):
+        name = f"{network.dates[i]:%Y%m%d}-{network.dates[j]:%Y%m%d}_unw.tif"
+        paths.append(write_geotiff(tmp_path / name, phase[k].astype(np.float32), gdal.GDT_Float32,
+                                   metadata={"MINESAR_KIND": "unwrapped", "WAVELENGTH_M": str(WAVELENGTH)}))
+    records = []
+    run_sbas(paths, _outputs(tmp_path), reference_xy=_xy(0, 0), points=records.append, points_min_coherence=0.0)
+    series = gdal.Open(str(tmp_path / "sbas_ts.tif")).ReadAsArray()
+    coherence = gdal.Open(str(tmp_path / "sbas_coh.tif")).ReadAsArray()[0]
+    stored = phase.astype(np.float32).astype(np.float64)
+    design = network.design_matrix()
+    v_std = {int(c): v for block in records for c, v in zip(block["code"], block["V_STDEV"])}
+    for row in range(rows):
+        for col in range(cols):
+            y = stored[:, row, col] - stored[:, 0, 0]
+            rates = np.linalg.lstsq(design, y, rcond=None)[0]
+            expected = abs(np.mean(np.exp(1j * (y - design @ rates))))
+            assert coherence[row, col] == pytest.approx(expected, abs=1e-5)
+            fit = linregress(network.decimal_years, series[:, row, col].astype(np.float64))
+            assert v_std[row * cols + col] == pytest.approx(fit.stderr, rel=1e-3, abs=1e-5)
+    assert coherence[0, 0] == pytest.approx(1.0) and np.median(coherence) < 0.95  # the noise shows
+    assert np.median(list(v_std.values())) > 0.1

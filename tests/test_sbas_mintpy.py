@@ -41,3 +41,21 @@ def test_inversion_agrees_with_mintpy(tmp_path, weighted):
     assert n == ts.size and ts_rms <= 0.05
     assert bench.rms(vel, vel_m)[0] <= 0.01
     assert not math.isclose(float(np.nanstd(vel)), 0.0)
+
+
+def test_weighted_agreement_with_raw_coherence(tmp_path):
+    """Raw coherence (not on MintPy's bin centres): the look-up conventions differ too — MintPy
+    truncates to a 0.005-wide bin, MineSAR interpolates at the value — so agreement is looser:
+    measured 0.018 mm time series and 0.024 mm/yr velocity RMS on this stack. This pins that
+    figure (README) rather than hiding it behind the snapped comparison."""
+    bench = _bench()
+    network, phase, coherence, ref = bench.make_stack(20, 30, 30, 4, seed=2, snap=False)
+    paths, cc = bench.write_geotiffs(str(tmp_path), network, phase, coherence)
+    stack_file = str(tmp_path / "ifgramStack.h5")
+    bench.write_ifgram_stack(stack_file, network, phase, coherence, ref, 20)
+    ref_xy = (500000 + (ref[1] + 0.5) * 30, 4200000 - (ref[0] + 0.5) * 30)
+    ts, vel, *_ = bench.run_minesar(paths, cc, str(tmp_path), ref_xy, True, 20)
+    ts_m, vel_m, *_ = bench.run_mintpy(stack_file, network, phase, ref, True)
+    ts_rms = bench.rms(ts, ts_m.reshape(ts.shape))[0]
+    vel_rms = bench.rms(vel, vel_m)[0]
+    assert 0.005 < vel_rms <= 0.03 and ts_rms <= 0.025

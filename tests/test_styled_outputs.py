@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProject,
 )
-from test_activity import PATCHES, _memory_layer
+from test_activity import PATCHES, X0, Y0, _detections, _memory_layer
 from test_sbas import _network, _write_stack
 
 
@@ -66,3 +66,20 @@ def test_activity_layers(minesar_provider, tmp_path, qgis_new_project):
         "OUTPUT": str(tmp_path / "m.gpkg")}, ["OUTPUT"])
     renderer = layers["Mine activity"].renderer()
     assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "ACTIVITY"
+
+
+def test_surface_activity_layers(minesar_provider, tmp_path, qgis_new_project):
+    from shapely.geometry import box
+
+    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
+    inputs = [_memory_layer(f"{d.date1:%Y%m%d}_{d.date2:%Y%m%d}", [shift(g) for g in d.geometries]) for d in _detections()]
+    layers = run_like_the_toolbox("minesar:surfaceactivity", {
+        "INPUT": inputs, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "sites.gpkg")},
+        ["OUTPUT_ACTIVITY", "OUTPUT_SITES"])
+    renderer = layers["Surface activity (days)"].renderer()
+    assert renderer.type() == "singlebandpseudocolor"
+    # Never-detected ground (0 days) is transparent; a detected pixel is opaque.
+    assert renderer.rasterTransparency().alphaValue(0.0) == 0
+    assert renderer.rasterTransparency().alphaValue(12.0) == 255
+    assert layers["Active sites"].renderer().classAttribute() == "CLASS"

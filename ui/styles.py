@@ -178,12 +178,20 @@ def style_deformation(layer: QgsRasterLayer, unit: str = "mm", band: int = 0) ->
 
 
 def style_activity_days(layer: QgsRasterLayer) -> None:
-    """Graduated ramp of cumulative active days (0 transparent-ish low end, red = long)."""
+    """Graduated ramp of cumulative active days (pale = short, red = long); 0 days transparent,
+    so that only ground detected at least once covers the map beneath."""
+    from qgis.core import QgsRasterTransparency
+
     stats = layer.dataProvider().bandStatistics(1)
     high = stats.maximumValue if math.isfinite(stats.maximumValue) and stats.maximumValue > 0 else 1.0
     values = np.linspace(0.0, high, 6)
     colours = [QColor(c) for c in ("#f7f7f7", "#2c7bb6", "#00a6ca", "#f9d057", "#f29e2e", "#d7191c")]
     _pseudocolor(layer, values, colours, "days")
+    zero = QgsRasterTransparency.TransparentSingleValuePixel()
+    zero.min, zero.max, zero.percentTransparent = 0.0, 0.0, 100.0
+    transparency = QgsRasterTransparency()
+    transparency.setTransparentSingleValuePixelList([zero])
+    layer.renderer().setRasterTransparency(transparency)
     layer.triggerRepaint()
 
 
