@@ -51,6 +51,21 @@ class MineSARAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802
         return type(self)()
 
+    def create_sink(self, parameters, name, context, fields, geometry_type, crs):
+        """``parameterAsSink`` that first makes the destination's folder, as raster outputs do, and
+        says which output failed instead of returning None."""
+        destination = self.parameterAsOutputLayer(parameters, name, context) or ""
+        folder = os.path.dirname(destination)
+        if folder and ":" not in destination.split("/")[0] and not os.path.isdir(folder):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:
+                raise QgsProcessingException(f"{name}: cannot create the folder {folder} ({error}).") from error
+        sink, sink_id = self.parameterAsSink(parameters, name, context, fields, geometry_type, crs)
+        if sink is None:
+            raise QgsProcessingException(f"{name}: the layer {destination} could not be created.")
+        return sink, sink_id
+
 
 # Processing keeps only a reference to a layer post-processor; Python must keep the object alive
 # until QGIS has loaded the layer, which happens after the algorithm has returned.

@@ -108,7 +108,7 @@ class MineActivityAlgorithm(MineSARAlgorithm):
                  ("V_MAX", QVariant.Double), ("V_MEAN", QVariant.Double))
         for name, kind in added:
             fields.append(QgsField(name, kind))
-        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs())
+        sink, sink_id = self.create_sink(parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs())
         totals = {name: 0 for name in CLASSES}
         for feature, result in zip(features, results):
             totals[result.activity_class] += 1

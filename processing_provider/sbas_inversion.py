@@ -58,10 +58,8 @@ class _PointWriter:
         self.fields.append(QgsField("CODE", QVariant.String))
         for name in ("VEL", "V_STDEV", "COHERENCE") + tuple(self.names):
             self.fields.append(QgsField(name, QVariant.Double))
-        self.sink, self.sink_id = self.algorithm.parameterAsSink(
+        self.sink, self.sink_id = self.algorithm.create_sink(
             self.parameters, "OUTPUT_POINTS", self.context, self.fields, QgsWkbTypes.Point, self.crs)
-        if self.sink is None:
-            raise QgsProcessingException("OUTPUT_POINTS: the point layer could not be created.")
 
     def write(self, block, batch=5000):
         series = [block["series"][n] for n in self.names]

@@ -88,10 +88,8 @@ class SimulateSceneAlgorithm(MineSARAlgorithm):
                 gacos_paths=gacos, dem_path=dem, coherence_path=coherence, deformation_path=deformation,
                 progress=progress_for(feedback).span(0.0, 0.95),
             )
-        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_TRUTH", context, truth_fields(),
+        sink, sink_id = self.create_sink(parameters, "OUTPUT_TRUTH", context, truth_fields(),
                                              QgsWkbTypes.MultiPolygon, crs)
-        if sink is None:
-            raise QgsProcessingException("OUTPUT_TRUTH: cannot create the truth layer.")
         for item in truth:
             feature = QgsFeature(truth_fields())
             geometry = QgsGeometry()

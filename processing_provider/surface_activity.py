@@ -190,7 +190,7 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
                            ("ACTIVE_DAYS", QVariant.Int), ("SHARE_PCT", QVariant.Double), ("CLASS", QVariant.String),
                            ("N_IFG", QVariant.Int), ("TIMELINE", QVariant.String)):
             fields.append(QgsField(name, kind))
-        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT_SITES", context, fields, QgsWkbTypes.MultiPolygon, crs)
+        sink, sink_id = self.create_sink(parameters, "OUTPUT_SITES", context, fields, QgsWkbTypes.MultiPolygon, crs)
         for site in report.sites:
             feature = QgsFeature(fields)
             geometry = QgsGeometry.fromWkt(site.footprint.wkt)

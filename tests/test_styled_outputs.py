@@ -63,7 +63,7 @@ def test_activity_layers(minesar_provider, tmp_path, qgis_new_project):
     path = write_geotiff(tmp_path / "v.tif", velocity, gdal.GDT_Float32)
     layers = run_like_the_toolbox("minesar:mineactivity", {
         "INPUT": _memory_layer("patches", list(PATCHES.values())), "VELOCITY": path,
-        "OUTPUT": str(tmp_path / "m.gpkg")}, ["OUTPUT"])
+        "OUTPUT": str(tmp_path / "new" / "folder" / "m.gpkg")}, ["OUTPUT"])  # sinks make their folder too
     renderer = layers["Mine activity"].renderer()
     assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "ACTIVITY"
 
