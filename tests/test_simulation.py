@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from conftest import write_geotiff
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from minesar.core.errors import Cancelled, MineSARError
 from minesar.core.io.colours import wrap

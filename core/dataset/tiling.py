@@ -12,7 +12,6 @@ interferograms of one area at other dates fall alike), each block draws its spli
 that straddles blocks of different splits is left out. No pixel, and no place, is then seen in
 two splits.
 """
-import math
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple

@@ -8,10 +8,10 @@ pixel size, so the atmosphere keeps its real spatial structure.
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import osr
 from scipy import ndimage
 
 from ..errors import MineSARError

@@ -8,7 +8,7 @@ fringe (2π).
 """
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import scipy.fft

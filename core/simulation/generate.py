@@ -4,7 +4,6 @@ Image i draws from its own generator, seeded by (seed, i), so a dataset is ident
 the number of worker threads, and image i is the same in a dataset of 10 or of 10,000.
 """
 import concurrent.futures
-import math
 import os
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
