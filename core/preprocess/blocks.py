@@ -162,6 +162,13 @@ class RunningStatistics:
             return math.nan
         return max(0.0, self.total_sq / self.count - self.mean ** 2) ** 0.5
 
+    def attach(self, output, pixels: int, empty_message: str) -> None:
+        """Put the band statistics on the output, or refuse an output without a single valid value
+        (raised inside the output's ``with``, so nothing is published)."""
+        if self.count == 0:
+            raise MineSARError(empty_message)
+        output.band_metadata[1] = self.tags(pixels)
+
     def tags(self, pixels: int) -> Dict[str, str]:
         if not self.count:
             return {}

@@ -102,8 +102,6 @@ def estimate_coherence(
             output.write(coherence, strip.start)
             statistics.add(coherence)
         progress.check_cancelled()
-        if statistics.count == 0:
-            raise MineSARError(f"{source.path}: no valid pixels to estimate coherence from.")
-        output.band_metadata[1] = statistics.tags(source.width * source.height)
+        statistics.attach(output, source.width * source.height, f"{source.path}: no valid pixels to estimate coherence from.")
     progress.finish()
     return ESTIMATORS[estimator]

@@ -195,9 +195,7 @@ def goldstein_filter(
             output.write(phase, strip.start)
             statistics.add(phase)
         progress.check_cancelled()
-        if statistics.count == 0:
-            raise MineSARError(f"{source.path}: no valid pixels to filter: every value is nodata.")
-        output.band_metadata[1] = statistics.tags(source.width * source.height)
+        statistics.attach(output, source.width * source.height, f"{source.path}: no valid pixels to filter: every value is nodata.")
     progress.finish()
     return statistics
 

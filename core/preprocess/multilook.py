@@ -101,8 +101,6 @@ def multilook(
             output.write(result, strip.start // azimuth_looks)
             statistics.add(result)
         progress.check_cancelled()
-        if statistics.count == 0:
-            raise MineSARError(f"{source.path}: no valid pixels to multilook: every value is nodata.")
-        output.band_metadata[1] = statistics.tags(width * height)
+        statistics.attach(output, width * height, f"{source.path}: no valid pixels to multilook: every value is nodata.")
     progress.finish()
     return width, height
