@@ -1,5 +1,6 @@
 """Shared fixtures. The plugin is imported as the package ``minesar``, which `make setup` links
 (.build/plugins/minesar -> this checkout); the link is made here too so pytest alone works."""
+import gc
 import os
 import shutil
 import sys
@@ -62,6 +63,24 @@ def gamma_dir(tmp_path):
     for path in target.iterdir():
         path.chmod(0o644)
     return target
+
+
+@pytest.fixture(autouse=True, scope="session")
+def delete_leftover_layers_before_exit(qgis_app):
+    """Deletes Python-owned layers still alive at the end, while QGIS is still up.
+
+    QGIS 3.22 keeps the traceback of an exception raised inside a Python algorithm, so a test that
+    made layers and then expected processing.run to fail keeps those layers alive to interpreter
+    exit, where destroying them after exitQgis() segfaults. Requesting qgis_app makes this teardown
+    run before pytest-qgis exits QGIS."""
+    yield
+    from qgis.core import QgsMapLayer
+    from qgis.PyQt import sip
+
+    gc.collect()
+    for obj in gc.get_objects():
+        if issubclass(type(obj), QgsMapLayer) and not sip.isdeleted(obj) and sip.ispyowned(obj):
+            sip.delete(obj)
 
 
 _PROVIDERS = []  # the registry does not keep the Python side of a provider alive: we do
