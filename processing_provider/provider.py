@@ -8,6 +8,7 @@ from qgis.PyQt.QtGui import QIcon
 from .base import ICON_PATH, PLUGIN_DIR
 from .build_dataset import BuildDatasetAlgorithm
 from .deformation_hotspots import DeformationHotspotsAlgorithm
+from .detect_subsidence import DetectSubsidenceAlgorithm
 from .estimate_coherence import EstimateCoherenceAlgorithm
 from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
@@ -60,6 +61,7 @@ class MineSARProvider(QgsProcessingProvider):
             SbasInversionAlgorithm(),
             SurfaceActivityAlgorithm(),
             MineActivityAlgorithm(),
+            DetectSubsidenceAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 

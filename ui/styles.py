@@ -207,3 +207,29 @@ def style_categories(layer, field: str, colours) -> None:
         categories.append(QgsRendererCategory(value, symbol, str(value)))
     layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
     layer.triggerRepaint()
+
+
+# Detected basins: outline and a light fill by confidence, so weak detections read as tentative.
+BASIN_SCORE_CLASSES = ((0.0, 0.7, "#fecc5c", "score < 0.7"), (0.7, 0.9, "#fd8d3c", "0.7 – 0.9"),
+                       (0.9, 1.0001, "#e31a1c", "≥ 0.9"))
+
+
+def style_detected_basins(layer) -> None:
+    """Detected basins graduated by score, labelled with it."""
+    from qgis.core import (QgsFillSymbol, QgsGraduatedSymbolRenderer, QgsPalLayerSettings, QgsRendererRange,
+                           QgsVectorLayerSimpleLabeling)
+
+    ranges = []
+    for low, high, colour, label in BASIN_SCORE_CLASSES:
+        fill = QColor(colour)
+        fill.setAlpha(70)
+        symbol = QgsFillSymbol.createSimple({"color": fill.name(QColor.HexArgb), "outline_color": colour,
+                                             "outline_width": "0.6"})
+        ranges.append(QgsRendererRange(low, high, symbol, label))
+    layer.setRenderer(QgsGraduatedSymbolRenderer("score", ranges))
+    labels = QgsPalLayerSettings()
+    labels.fieldName = "format_number(score, 2)"
+    labels.isExpression = True
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(labels))
+    layer.setLabelsEnabled(True)
+    layer.triggerRepaint()

@@ -1,0 +1,130 @@
+"""minesar:detectsubsidence: every mining-subsidence basin of an interferogram as a scored polygon."""
+import os
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.errors import MineSARError
+from ..core.io.interferogram import open_interferogram
+from ..ui.styles import style_detected_basins
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
+from .preprocessing_common import raster_path
+
+DEFAULT_MODELS = ("yolobasin", "maskrcnn")
+
+
+def basin_fields() -> QgsFields:
+    fields = QgsFields()
+    fields.append(QgsField("score", QVariant.Double))
+    fields.append(QgsField("model", QVariant.String))
+    fields.append(QgsField("area_m2", QVariant.Double))
+    fields.append(QgsField("date1", QVariant.String))
+    fields.append(QgsField("date2", QVariant.String))
+    return fields
+
+
+def checkpoint_for(model: str) -> str:
+    """A default model name -> its shipped weights; anything else is a checkpoint path."""
+    from ..models.checkpoint import shipped_checkpoint
+
+    model = (model or "").strip()
+    if model in DEFAULT_MODELS:
+        path = shipped_checkpoint(model)
+        if path is None:
+            raise MineSARError(f"No default weights for '{model}' are installed (models/weights/{model}.pt); "
+                               "train one with minesar:trainmodel and give the checkpoint's path as MODEL.")
+        return path
+    if not model:
+        raise MineSARError("MODEL: give yolobasin, maskrcnn or the path of a checkpoint (.pt).")
+    return model
+
+
+class DetectSubsidenceAlgorithm(MineSARAlgorithm):
+    _name = "detectsubsidence"
+    _display_name = "Detect mining subsidence"
+    _group_id = "detection"
+    _help = (
+        "Finds mining-subsidence basins in a whole interferogram and writes one polygon per basin with its "
+        "score, the model, its area in m² and the pair's dates (from the file's metadata or name).\n\n"
+        "INPUT: any interferogram MineSAR reads — wrapped phase, complex values, rasmph colours, or unwrapped "
+        "phase (wrapped first). MODEL: yolobasin (Light YOLO-Basin, fast, box outlines) or maskrcnn (Mask "
+        "R-CNN, basin outlines) with the shipped weights, or the path of a checkpoint from "
+        "minesar:trainmodel. DEVICE: auto (CUDA when present), cpu or cuda:N.\n"
+        "The raster is read in tiles of TILE_SIZE pixels overlapping by OVERLAP pixels, BATCH_SIZE tiles at "
+        "a time. A basin cut by a tile border is taken from the tile that holds it whole, or its pieces are "
+        "united, so each basin is one polygon; keep OVERLAP larger than the largest basin in pixels. "
+        "No-data (NaN) areas give no detections. Detections below SCORE_THRESHOLD are dropped."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Interferogram"))
+        self.addParameter(QgsProcessingParameterString("MODEL", "Model (yolobasin, maskrcnn or a checkpoint path)",
+                                                       defaultValue="yolobasin"))
+        self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda:N)", defaultValue="auto"))
+        self.addParameter(QgsProcessingParameterNumber("TILE_SIZE", "Tile size (pixels, multiple of 32)",
+                                                       defaultValue=512, minValue=64, maxValue=4096))
+        self.addParameter(QgsProcessingParameterNumber("OVERLAP", "Tile overlap (pixels)", defaultValue=128,
+                                                       minValue=0, maxValue=2048))
+        self.addParameter(QgsProcessingParameterNumber("SCORE_THRESHOLD", "Score threshold", defaultValue=0.5,
+                                                       type=QgsProcessingParameterNumber.Double, minValue=0.0,
+                                                       maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Tiles per batch", defaultValue=4, minValue=1,
+                                                       maxValue=256))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Subsidence basins",
+                                                            type=QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("BASINS", "Basins found"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        from ..models.checkpoint import load_detector
+        from ..models.device import resolve_device
+        from ..models.inference import detect_interferogram
+
+        path = raster_path(self, parameters, "INPUT", context)
+        model_name = self.parameterAsString(parameters, "MODEL", context)
+        tile_size = self.parameterAsInt(parameters, "TILE_SIZE", context)
+        overlap = self.parameterAsInt(parameters, "OVERLAP", context)
+        with user_errors():
+            device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
+            checkpoint = checkpoint_for(model_name)
+            model, metadata = load_detector(checkpoint, device)
+            with open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
+                feedback.pushInfo(f"{os.path.basename(path)}: {source.width} × {source.height} px "
+                                  f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}.")
+                run = detect_interferogram(
+                    source, model, device, tile_size=tile_size, overlap=overlap,
+                    batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+                    score_threshold=self.parameterAsDouble(parameters, "SCORE_THRESHOLD", context),
+                    progress=progress_for(feedback).span(0.0, 0.95))
+                crs_wkt, meta = source.crs_wkt, source.metadata
+        crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt) if crs_wkt else QgsCoordinateReferenceSystem()
+        sink, sink_id = self.create_sink(parameters, "OUTPUT", context, basin_fields(), QgsWkbTypes.Polygon, crs)
+        label = model_name if model_name in DEFAULT_MODELS else os.path.basename(checkpoint)
+        dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
+        for basin in run.basins:
+            feature = QgsFeature(basin_fields())
+            geometry = QgsGeometry()
+            geometry.fromWkb(basin.polygon.wkb)
+            feature.setGeometry(geometry)
+            feature.setAttributes([round(basin.score, 4), label, basin.area_m2, *dates])
+            if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+                raise QgsProcessingException(f"OUTPUT: could not write a basin ({sink.lastError()}).")
+        feedback.pushInfo(f"{len(run.basins)} basins from {run.tiles - run.tiles_skipped} tiles "
+                          f"({run.tiles_skipped} all no-data skipped) in {run.seconds:.1f} s, "
+                          f"{run.megapixels_per_second:.2f} Mpx/s.")
+        style_when_loaded(context, sink_id, "subsidence basins", style_detected_basins)
+        return {"OUTPUT": sink_id, "BASINS": len(run.basins)}
