@@ -222,8 +222,8 @@ def style_detected_basins(layer) -> None:
     ranges = []
     for low, high, colour, label in BASIN_SCORE_CLASSES:
         fill = QColor(colour)
-        fill.setAlpha(70)
-        symbol = QgsFillSymbol.createSimple({"color": fill.name(QColor.HexArgb), "outline_color": colour,
+        symbol = QgsFillSymbol.createSimple({"color": f"{fill.red()},{fill.green()},{fill.blue()},70",
+                                             "outline_color": colour,
                                              "outline_width": "0.6"})
         ranges.append(QgsRendererRange(low, high, symbol, label))
     layer.setRenderer(QgsGraduatedSymbolRenderer("score", ranges))
