@@ -98,19 +98,23 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         model_name = self.parameterAsString(parameters, "MODEL", context)
         tile_size = self.parameterAsInt(parameters, "TILE_SIZE", context)
         overlap = self.parameterAsInt(parameters, "OVERLAP", context)
-        with user_errors():
+        # The input is checked before the device and the model: it is the cheapest to check and the
+        # likeliest to be wrong.
+        with user_errors(), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
+            if source.metadata.kind == "coherence":
+                raise MineSARError(f"{path}: this is a coherence raster ({source.metadata.kind_reason}); detection "
+                                   "needs an interferogram.")
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             checkpoint = checkpoint_for(model_name)
             model, metadata = load_detector(checkpoint, device)
-            with open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
-                feedback.pushInfo(f"{os.path.basename(path)}: {source.width} × {source.height} px "
-                                  f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}.")
-                run = detect_interferogram(
-                    source, model, device, tile_size=tile_size, overlap=overlap,
-                    batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-                    score_threshold=self.parameterAsDouble(parameters, "SCORE_THRESHOLD", context),
-                    progress=progress_for(feedback).span(0.0, 0.95))
-                crs_wkt, meta = source.crs_wkt, source.metadata
+            feedback.pushInfo(f"{os.path.basename(path)}: {source.width} × {source.height} px "
+                              f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}.")
+            run = detect_interferogram(
+                source, model, device, tile_size=tile_size, overlap=overlap,
+                batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+                score_threshold=self.parameterAsDouble(parameters, "SCORE_THRESHOLD", context),
+                progress=progress_for(feedback).span(0.0, 0.95))
+            crs_wkt, meta = source.crs_wkt, source.metadata
         crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt) if crs_wkt else QgsCoordinateReferenceSystem()
         sink, sink_id = self.create_sink(parameters, "OUTPUT", context, basin_fields(), QgsWkbTypes.Polygon, crs)
         label = model_name if model_name in DEFAULT_MODELS else os.path.basename(checkpoint)

@@ -1,0 +1,59 @@
+"""minesar:detectsubsidence inside QGIS: inputs refused with the file and the problem named."""
+import numpy as np
+import pytest
+from conftest import write_geotiff
+from osgeo import gdal
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+
+@pytest.fixture
+def detect(minesar_provider):
+    import processing
+
+    def _run(parameters):
+        return processing.run("minesar:detectsubsidence", parameters, feedback=QgsProcessingFeedback())
+
+    return _run
+
+
+@pytest.fixture
+def wrapped(tmp_path):
+    phase = np.random.default_rng(1).uniform(-np.pi, np.pi, (96, 96)).astype(np.float32)
+    return write_geotiff(tmp_path / "20230301_20230313.tif", phase, gdal.GDT_Float32,
+                         metadata={"MINESAR_KIND": "wrapped"})
+
+
+def test_a_missing_checkpoint_is_named(detect, wrapped, tmp_path):
+    missing = str(tmp_path / "nowhere.pt")
+    with pytest.raises(QgsProcessingException, match="nowhere.pt: checkpoint not found"):
+        detect({"INPUT": wrapped, "MODEL": missing, "OUTPUT": str(tmp_path / "b.gpkg")})
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(detect, wrapped, tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(QgsProcessingException, match="bogus.pt: not a readable MineSAR checkpoint"):
+        detect({"INPUT": wrapped, "MODEL": str(bogus), "OUTPUT": str(tmp_path / "b.gpkg")})
+
+
+def test_wrong_band_count_and_coherence_are_refused(detect, tmp_path):
+    two_bands = write_geotiff(tmp_path / "two.tif", [np.zeros((64, 64), np.float32)] * 2, gdal.GDT_Float32)
+    with pytest.raises(QgsProcessingException, match="two.tif: 2 bands of Float32"):
+        detect({"INPUT": two_bands, "MODEL": str(tmp_path / "any.pt"), "DEVICE": "cpu",
+                "OUTPUT": str(tmp_path / "b.gpkg")})
+
+
+def test_an_unavailable_device_is_refused(detect, wrapped, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(QgsProcessingException, match="sees no CUDA GPU"):
+        detect({"INPUT": wrapped, "DEVICE": "cuda", "OUTPUT": str(tmp_path / "b.gpkg")})
+
+
+def test_a_coherence_raster_is_refused(detect, tmp_path):
+    coherence = write_geotiff(tmp_path / "20230301_20230313.cc.tif", np.full((64, 64), 0.6, np.float32),
+                              gdal.GDT_Float32, metadata={"MINESAR_KIND": "coherence"})
+    with pytest.raises(QgsProcessingException, match="cc.tif: this is a coherence raster"):
+        detect({"INPUT": coherence, "OUTPUT": str(tmp_path / "b.gpkg")})
