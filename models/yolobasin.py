@@ -33,7 +33,7 @@ class ConvBnAct(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups,
                               bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=1e-3, momentum=0.03)
+        self.bn = nn.BatchNorm2d(out_channels, eps=1e-3, momentum=0.1)
         self.act = nn.SiLU(inplace=True)
 
     def forward(self, x):
