@@ -226,7 +226,8 @@ class LightYoloBasin(nn.Module, DetectorMixin):
         boxes, logits, points, strides = [], [], [], []
         for output, stride in zip(outputs, STRIDES):
             n, _, h, w = output.shape
-            output = output.flatten(2).transpose(1, 2)  # [N, h·w, 5]
+            # float32 even under autocast: exp(t_wh)·stride overflows float16 beyond 65504 px.
+            output = output.float().flatten(2).transpose(1, 2)  # [N, h·w, 5]
             ys, xs = torch.meshgrid(torch.arange(h, device=output.device, dtype=output.dtype),
                                     torch.arange(w, device=output.device, dtype=output.dtype), indexing="ij")
             # Cell centres: an offset of 0 puts the box centre in the middle of its cell.

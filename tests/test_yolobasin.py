@@ -160,6 +160,18 @@ def test_parameter_counts_grow_with_scale_and_sides_must_be_multiples_of_32():
         LightYoloBasin(scale="xl")
 
 
+def test_boxes_decode_from_the_grid_cell_centre():
+    outputs = [torch.zeros(1, 5, 64 // s, 64 // s) for s in (8, 16, 32)]
+    outputs[0][0, :4, 0, 1] = torch.tensor([0.25, -0.5, math.log(2.0), 0.0])
+    boxes, logits, points, strides = LightYoloBasin.decode(outputs)
+    assert boxes.shape == (1, 64 + 16 + 4, 4) and logits.shape == (1, 84)
+    assert points.shape == (84, 2) and strides.tolist() == [8.0] * 64 + [16.0] * 16 + [32.0] * 4
+    assert boxes[0, 0].tolist() == [0.0, 0.0, 8.0, 8.0]  # t = 0: the stride-8 cell itself
+    # cell (x=1, y=0): centre ((1.5 + 0.25)·8, (0.5 − 0.5)·8) = (14, 0), size (2·8, 8)
+    assert boxes[0, 1].tolist() == pytest.approx([6.0, -4.0, 22.0, 4.0])
+    assert boxes[0, 64].tolist() == [0.0, 0.0, 16.0, 16.0] and points[64].tolist() == [8.0, 8.0]
+
+
 def test_objectness_starts_at_the_prior():
     model = LightYoloBasin().eval()
     scores = model.predict(torch.zeros(1, 2, 64, 64))[0]["scores"]
