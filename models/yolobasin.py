@@ -33,6 +33,8 @@ class ConvBnAct(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups,
                               bias=False)
+        # YOLOX's 0.03 momentum let eval-mode statistics lag far behind a fast-moving net in
+        # short fine-tunes (overfit test: train-mode scores 0.9, eval-mode 0.01); 0.1 keeps up.
         self.bn = nn.BatchNorm2d(out_channels, eps=1e-3, momentum=0.1)
         self.act = nn.SiLU(inplace=True)
 
