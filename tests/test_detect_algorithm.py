@@ -57,3 +57,26 @@ def test_a_coherence_raster_is_refused(detect, tmp_path):
                               gdal.GDT_Float32, metadata={"MINESAR_KIND": "coherence"})
     with pytest.raises(QgsProcessingException, match="cc.tif: this is a coherence raster"):
         detect({"INPUT": coherence, "OUTPUT": str(tmp_path / "b.gpkg")})
+
+
+def test_a_checkpoint_runs_end_to_end_into_a_layer_in_the_raster_crs(detect, wrapped, tmp_path):
+    """Wiring only (an untrained network, every box kept): fields, CRS, dates, model name."""
+    from qgis.core import QgsVectorLayer
+
+    from minesar.models.checkpoint import save_checkpoint
+    from minesar.models.registry import build_detector
+
+    checkpoint = save_checkpoint(str(tmp_path / "untrained.pt"), build_detector("yolobasin"), {"task": "detection"})
+    result = detect({"INPUT": wrapped, "MODEL": checkpoint, "DEVICE": "cpu", "TILE_SIZE": 64, "OVERLAP": 16,
+                     "SCORE_THRESHOLD": 0.0, "OUTPUT": str(tmp_path / "basins.gpkg")})
+    layer = QgsVectorLayer(result["OUTPUT"], "basins", "ogr")
+    assert layer.isValid() and layer.featureCount() == result["BASINS"] > 0
+    assert layer.crs().authid() == "EPSG:32650"
+    assert [f.name() for f in layer.fields()][1:] == ["score", "model", "area_m2", "date1", "date2"]
+    feature = next(layer.getFeatures())
+    assert feature["model"] == "untrained.pt"
+    assert (feature["date1"], feature["date2"]) == ("2023-03-01", "2023-03-13")
+    assert abs(feature["area_m2"] - feature.geometry().area()) < 1e-6 * feature["area_m2"]
+    extent = layer.extent()
+    assert 500000 <= extent.xMinimum() and extent.xMaximum() <= 500000 + 96 * 30
+    del feature, layer
