@@ -14,8 +14,8 @@
    minesar:trainmodel, and writes models/weights/<model>.pt in fp16 with the command, the data
    recipe, the wall time and the hardware in its metadata.
 
-``--minutes`` caps the wall time (0 = no cap): the schedule then spans the iterations that fit,
-estimated from the first 20.
+``--minutes`` sizes the schedule to a wall-time budget (0 = no budget) from the speed of 20 probe
+iterations, or ``--iterations`` sets it; past 1.15 × the budget the run stops and keeps its weights.
 """
 import argparse
 import dataclasses
@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=0.0)
+    parser.add_argument("--iterations", type=int, default=0, help="cap on iterations (0 = the epochs decide)")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
@@ -77,8 +78,8 @@ def main():
 
     model = build_detector(args.model)
     per_epoch = None
-    max_iterations = None
-    if args.minutes > 0:
+    max_iterations = args.iterations or None
+    if args.minutes > 0 and not max_iterations:
         # Time 20 iterations on a throw-away copy to size the schedule to the budget.
         probe = build_detector(args.model)
         started = time.perf_counter()
@@ -91,6 +92,10 @@ def main():
     command = "scripts/train_default_detectors.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     last = [0.0]
 
+    # A machine busier than when the probe ran must not overrun the budget: past it, the run is
+    # cancelled, which keeps the weights reached so far (models.training's cancel contract).
+    deadline = time.perf_counter() + 1.15 * args.minutes * 60 if args.minutes > 0 else float("inf")
+
     def report(fraction):
         if time.perf_counter() - last[0] > 60:
             last[0] = time.perf_counter()
@@ -100,7 +105,7 @@ def main():
     work = os.path.join(DATA_DIR, f"{args.model}-training.pt")
     result = train(model, folder, epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, device=device,
                    checkpoint_path=work, max_iterations=max_iterations, seed=args.seed,
-                   progress=Progress(callback=report), metadata={
+                   progress=Progress(callback=report, is_cancelled=lambda: time.perf_counter() > deadline), metadata={
                        "command": command,
                        "data_recipe": {"simulator": "minesar.core.simulation", "seed": args.seed, "count": args.count,
                                        "recipe": dataclasses.asdict(recipe)},
