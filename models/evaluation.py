@@ -57,8 +57,10 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[len(a), len(b)] IoU of boolean masks [K, H, W]."""
-    a = np.asarray(a).reshape(len(a), -1).astype(np.float32)
-    b = np.asarray(b).reshape(len(b), -1).astype(np.float32)
+    a, b = np.asarray(a), np.asarray(b)
+    # Explicit pixel count: reshape(0, -1) cannot infer it for an empty stack.
+    a = a.reshape(len(a), int(np.prod(a.shape[1:]))).astype(np.float32)
+    b = b.reshape(len(b), int(np.prod(b.shape[1:]))).astype(np.float32)
     inter = a @ b.T
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
