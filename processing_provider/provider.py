@@ -9,6 +9,7 @@ from .base import ICON_PATH, PLUGIN_DIR
 from .build_dataset import BuildDatasetAlgorithm
 from .deformation_hotspots import DeformationHotspotsAlgorithm
 from .estimate_coherence import EstimateCoherenceAlgorithm
+from .evaluate_model import EvaluateModelAlgorithm
 from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
 from .mine_activity import MineActivityAlgorithm
@@ -20,6 +21,7 @@ from .simulate_interferograms import SimulateInterferogramsAlgorithm
 from .simulate_optical_scenes import SimulateOpticalScenesAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
 from .surface_activity import SurfaceActivityAlgorithm
+from .train_model import TrainModelAlgorithm
 
 
 def plugin_version() -> str:
@@ -60,6 +62,8 @@ class MineSARProvider(QgsProcessingProvider):
             SbasInversionAlgorithm(),
             SurfaceActivityAlgorithm(),
             MineActivityAlgorithm(),
+            TrainModelAlgorithm(),
+            EvaluateModelAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 
