@@ -180,7 +180,7 @@ def train(
         "augmentation": "random flips and quarter turns" if augment else "none",
         "seed": seed,
         "device": str(device),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion is not among the types weights_only loads
         "wall_time_s": round(wall, 3),
         "cancelled": cancelled,
         "final_loss": final_loss,

@@ -96,7 +96,9 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         number = QgsProcessingParameterNumber
-        self.addParameter(QgsProcessingParameterFile("MODEL", "Model checkpoint (.pt) or shipped model name"))
+        # "All files" too: a shipped model's name (no .pt) must pass the parameter check.
+        self.addParameter(QgsProcessingParameterFile("MODEL", "Model checkpoint (.pt) or shipped model name",
+                                                     fileFilter="PyTorch checkpoint (*.pt);;All files (*)"))
         self.addParameter(QgsProcessingParameterFile("DATASET", "Dataset folder",
                                                      behavior=QgsProcessingParameterFile.Folder))
         self.addParameter(QgsProcessingParameterEnum("SPLIT", "Split", options=list(SPLITS), defaultValue="test",
