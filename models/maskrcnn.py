@@ -2,9 +2,16 @@
 
 torchvision supplies RPN, RoIAlign and the box and mask heads; what changes here is what an
 interferogram is not (an RGB photo): two input channels centred on 0, no ImageNet weights (nothing
-is ever downloaded: ``weights=None`` everywhere, so BatchNorm is trained rather than frozen), tiles
+is ever downloaded: ``weights=None`` everywhere), tiles
 kept at their own size, and anchors for basins of about 8 to 200 pixels.
+
+Normalisation is GroupNorm, not BatchNorm: without pretrained statistics BatchNorm must learn
+them from batches of a few tiles, whose deepest feature maps hold a handful of values per channel;
+the network then relies on per-batch statistics that its running averages do not reproduce, and
+a model that fits its training tiles in train mode misses them in eval mode. GroupNorm is the same
+in both (Wu & He 2018; He et al. 2019 train detectors from scratch with it).
 """
+import math
 from typing import Dict, List
 
 import torch
@@ -35,6 +42,11 @@ class _KeepSizeTransform(GeneralizedRCNNTransform):
         return image, target
 
 
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups dividing the channels (MobileNet's 40, 72 or 120 take 8)."""
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
 def _two_channel_stem(model: nn.Module) -> None:
     """Replace the first 3-channel convolution by a 2-channel one of the same shape."""
     for parent in model.modules():
@@ -50,14 +62,14 @@ def _two_channel_stem(model: nn.Module) -> None:
 def _parts(name: str) -> dict:
     """FPN backbone, anchor sizes per level, RoIAlign feature names and head widths of a backbone."""
     if name == "resnet50":
-        body = resnet50(weights=None, norm_layer=nn.BatchNorm2d)
+        body = resnet50(weights=None, norm_layer=group_norm)
         _two_channel_stem(body)
         # Levels of stride 4, 8, 16, 32 and the pooled 64.
         return {"backbone": _resnet_fpn_extractor(body, trainable_layers=5),
                 "sizes": ((8, 12), (16, 24), (32, 48), (64, 96), (128, 192)),
                 "features": ["0", "1", "2", "3"], "mask_layers": 4, "representation": 1024, "rois": 256}
     if name == "mobilenet_v3":
-        features = mobilenet_v3_large(weights=None, norm_layer=nn.BatchNorm2d).features
+        features = mobilenet_v3_large(weights=None, norm_layer=group_norm).features
         _two_channel_stem(features)
         # Outputs of stride 8, 16 and 32 (torchvision's mobilenet FPN starts at 16, too coarse for
         # the smallest basins) and the pooled 64; 128 FPN channels and a 2-layer mask head keep it
@@ -98,7 +110,7 @@ class MaskRCNNDetector(nn.Module, DetectorMixin):
             mask_roi_pool=MultiScaleRoIAlign(parts["features"], output_size=14, sampling_ratio=2),
             # Normalised mask head (as torchvision's v2 model): without pretrained weights the
             # unnormalised one starts with logits in the tens and a mask loss to match.
-            mask_head=MaskRCNNHeads(width, (width,) * parts["mask_layers"], 1, norm_layer=nn.BatchNorm2d),
+            mask_head=MaskRCNNHeads(width, (width,) * parts["mask_layers"], 1, norm_layer=group_norm),
             mask_predictor=MaskRCNNPredictor(width, width, len(CLASSES)),
             # A low floor rather than torchvision's 0.05: AP needs the low-score tail; callers threshold.
             box_score_thresh=self.score_floor,
