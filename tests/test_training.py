@@ -133,7 +133,7 @@ def test_augmentation_moves_boxes_with_the_basin():
                 assert new_masks[0, y1, x1:x2].any() and new_masks[0, y2 - 1, x1:x2].any()
                 assert new_masks[0, y1:y2, x1].any() and new_masks[0, y1:y2, x2 - 1].any()
                 boxes.add((x1, y1, x2, y2))
-    assert len(boxes) == 8  # the box follows the basin to 8 places (4 orientations of the corner and their mirrors… of its box)
+    assert len(boxes) == 8  # an off-centre L: each of the 8 orientations puts its box elsewhere
 
 
 def test_augmented_samples_keep_the_basin_in_its_box(dataset):
