@@ -60,7 +60,12 @@ def write_report(path: str, report: dict) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     if path.lower().endswith((".html", ".htm")):
-        cells = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{'' if value is None else f'{value:.4f}' if isinstance(value, float) else value}</td></tr>"
+        def shown(value):
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                return ""
+            return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+        cells = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{shown(value)}</td></tr>"
                         for name, value in metric_rows(report["metrics"]))
         settings = html.escape(json.dumps(_json_safe({k: v for k, v in report.items() if k != "metrics"}), indent=1))
         text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>MineSAR evaluation</title></head><body>"

@@ -36,8 +36,8 @@ def few_threads():
 def dataset(tmp_path_factory):
     """8 images: 4 train, 2 val, 2 test; deep enough basins to be visible."""
     folder = tmp_path_factory.mktemp("training") / "ds"
-    simulate_dataset(str(folder), SimulationRecipe(rows=SIZE, cols=SIZE, basin_count=(1, 2), subsidence_mm=(30.0, 120.0)),
-                     count=8, seed=5, split_fractions={"train": 0.5, "val": 0.25, "test": 0.25})
+    recipe = SimulationRecipe(rows=SIZE, cols=SIZE, basin_count=(1, 2), subsidence_mm=(30.0, 120.0))
+    simulate_dataset(str(folder), recipe, count=8, seed=5, split_fractions={"train": 0.5, "val": 0.25, "test": 0.25})
     return str(folder)
 
 
@@ -291,7 +291,8 @@ def test_algorithms_explain_bad_inputs(run_algorithm, dataset, tmp_path):
     with pytest.raises(QgsProcessingException, match="nowhere: dataset folder not found"):
         run_algorithm("trainmodel", {"DATASET": missing, "EPOCHS": 1, "OUTPUT": str(tmp_path / "m.pt")})
     with pytest.raises(QgsProcessingException, match="Unknown device 'gpu'"):
-        run_algorithm("trainmodel", {"DATASET": dataset, "EPOCHS": 1, "DEVICE": "gpu", "OUTPUT": str(tmp_path / "m.pt")})
+        run_algorithm("trainmodel", {"DATASET": dataset, "EPOCHS": 1, "DEVICE": "gpu",
+                                     "OUTPUT": str(tmp_path / "m.pt")})
     assert not (tmp_path / "m.pt").exists()
 
     corrupt = tmp_path / "corrupt.pt"
