@@ -17,7 +17,10 @@ Matching uses mask IoU when prediction and truth both have masks, else box IoU (
 "Ignored" truths (peak subsidence below ``ignore_below_mm``, the issue's basin-level rule) are not
 misses when undetected, and a prediction matching one is neither a TP nor a false alarm.
 """
+import html
+import json
 import math
+import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -298,3 +301,54 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
     result = evaluator.result()
     result["split"] = split
     return result
+
+
+# --- Reports: the same figures as table rows, JSON or HTML -----------------------------------
+
+SCALAR_ORDER = ("precision", "recall", "F1", "accuracy", "AP50", "AP55", "AP60", "AP65", "AP70", "AP75", "AP80",
+                "AP85", "AP90", "AP95", "mAP", "PA", "MPA", "IoU_background", "IoU_subsidence", "MIoU", "TP", "FP",
+                "FN", "ignored_matches", "truths", "ignored_truths", "images", "min_detectable_mm")
+
+
+def metric_rows(metrics: dict):
+    """(name, value) rows of the table: the scalar metrics, then one detection rate per depth band."""
+    rows = [(name, metrics.get(name)) for name in SCALAR_ORDER]
+    for band in metrics.get("depth_rates", []):
+        rows.append((f"detection_rate_{band['low_mm']:g}-{band['high_mm']:g}mm", band["rate"]))
+        rows.append((f"truths_{band['low_mm']:g}-{band['high_mm']:g}mm", band["truths"]))
+    return rows
+
+
+def _json_safe(value):
+    """NaN (an undefined ratio) is not JSON: write null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_report(path: str, report: dict) -> None:
+    """JSON, or HTML when the name ends in .html/.htm; written beside and renamed (atomic)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if path.lower().endswith((".html", ".htm")):
+        def shown(value):
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                return ""
+            return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+        cells = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{shown(value)}</td></tr>"
+                        for name, value in metric_rows(report["metrics"]))
+        settings = html.escape(json.dumps(_json_safe({k: v for k, v in report.items() if k != "metrics"}), indent=1))
+        text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>MineSAR evaluation</title></head><body>"
+                f"<h1>MineSAR evaluation</h1><pre>{settings}</pre><table border='1'><tr><th>metric</th>"
+                f"<th>value</th></tr>{cells}</table></body></html>")
+    else:
+        text = json.dumps(_json_safe(report), indent=1)
+    temporary = path + ".part"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)

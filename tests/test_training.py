@@ -243,9 +243,10 @@ def run_algorithm(minesar_provider):
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
-    def _run(name, parameters):
+    def _run(name, parameters, feedback=None):
         context = QgsProcessingContext()
-        return processing.run(f"minesar:{name}", parameters, context=context, feedback=QgsProcessingFeedback()), context
+        feedback = feedback or QgsProcessingFeedback()
+        return processing.run(f"minesar:{name}", parameters, context=context, feedback=feedback), context
 
     return _run
 
@@ -281,6 +282,19 @@ def test_train_and_evaluate_algorithms(run_algorithm, dataset, tmp_path):
     run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": dataset, "SPLIT": "val", "BASIN_RULE": True,
                                     "DEVICE": "cpu", "OUTPUT": "TEMPORARY_OUTPUT", "REPORT": html})
     assert "mAP" in open(html, encoding="utf-8").read()
+
+
+def test_cancelled_training_algorithm_still_writes_the_checkpoint(run_algorithm, dataset, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda _: feedback.cancel())  # Cancel as the first iteration ends
+    checkpoint = str(tmp_path / "cancelled.pt")
+    result, _ = run_algorithm("trainmodel", {"DATASET": dataset, "ARCHITECTURE": "maskrcnn_light", "EPOCHS": 30,
+                                             "BATCH_SIZE": 2, "DEVICE": "cpu", "OUTPUT": checkpoint}, feedback)
+    assert result["ITERATIONS"] == 2  # progress after iteration 1 sets the flag; iteration 2 sees it
+    model, meta = load_detector(checkpoint)
+    assert meta["training"]["cancelled"] is True and model.architecture == "maskrcnn_light"
 
 
 def test_algorithms_explain_bad_inputs(run_algorithm, dataset, tmp_path):
