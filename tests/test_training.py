@@ -89,6 +89,13 @@ def test_resnet_variant_takes_two_channels():
     model = build_detector("maskrcnn", tile_size=SIZE)
     assert model.net.backbone.body.conv1.in_channels == len(INPUT_BANDS)
     assert model.config()["backbone"] == "resnet50"
+    mask = torch.zeros(1, SIZE, SIZE, dtype=torch.uint8)
+    mask[0, 8:40, 8:24] = 1
+    model.train()
+    losses = model.losses(torch.rand(1, 2, SIZE, SIZE), [{"boxes": torch.tensor([[8.0, 8.0, 24.0, 40.0]]), "masks": mask}])
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    assert model.predict(torch.rand(1, 2, SIZE, SIZE))[0]["boxes"].shape[1] == 4
     with pytest.raises(ValueError, match="Unknown Mask R-CNN backbone"):
         build_detector("maskrcnn", backbone="vgg")
 
@@ -189,6 +196,17 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(dataset, tmp_path):
     # Evaluation runs on what was saved; the 2 test images give well-formed scores.
     metrics = evaluate_model(loaded, dataset, "test", device="cpu")
     assert metrics["images"] == 2 and metrics["iou_type"] == "mask" and 0.0 <= metrics["PA"] <= 1.0
+
+
+def test_same_seed_same_weights(dataset, tmp_path):
+    states = []
+    for run in range(2):
+        seed_everything(7)
+        model = build_detector("maskrcnn_light", tile_size=SIZE)
+        train(model, dataset, epochs=1, batch_size=2, learning_rate=1e-3, checkpoint_path=str(tmp_path / f"{run}.pt"),
+              device="cpu", seed=3)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
 
 
 def test_cancel_mid_training_leaves_a_loadable_checkpoint(dataset, tmp_path):
