@@ -2,8 +2,8 @@
 
 torchvision supplies RPN, RoIAlign and the box and mask heads; what changes here is what an
 interferogram is not (an RGB photo): two input channels centred on 0, no ImageNet weights (nothing
-is ever downloaded: ``weights=None`` everywhere), tiles
-kept at their own size, and anchors for basins of about 8 to 200 pixels.
+is ever downloaded: ``weights=None`` everywhere), tiles kept at their own size, and anchors for
+basins of about 8 to 200 pixels.
 
 Normalisation is GroupNorm, not BatchNorm: without pretrained statistics BatchNorm must learn
 them from batches of a few tiles, whose deepest feature maps hold a handful of values per channel;
