@@ -10,6 +10,7 @@ from .build_dataset import BuildDatasetAlgorithm
 from .deformation_hotspots import DeformationHotspotsAlgorithm
 from .detect_subsidence import DetectSubsidenceAlgorithm
 from .estimate_coherence import EstimateCoherenceAlgorithm
+from .evaluate_model import EvaluateModelAlgorithm
 from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
 from .mine_activity import MineActivityAlgorithm
@@ -21,6 +22,7 @@ from .simulate_interferograms import SimulateInterferogramsAlgorithm
 from .simulate_optical_scenes import SimulateOpticalScenesAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
 from .surface_activity import SurfaceActivityAlgorithm
+from .train_model import TrainModelAlgorithm
 
 
 def plugin_version() -> str:
@@ -61,6 +63,8 @@ class MineSARProvider(QgsProcessingProvider):
             SbasInversionAlgorithm(),
             SurfaceActivityAlgorithm(),
             MineActivityAlgorithm(),
+            TrainModelAlgorithm(),
+            EvaluateModelAlgorithm(),
             DetectSubsidenceAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
