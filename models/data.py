@@ -109,7 +109,7 @@ class SubsidenceDataset(torch.utils.data.Dataset):
             turns = int(torch.randint(0, 4, (1,))) if rows == cols else 2 * int(torch.randint(0, 2, (1,)))
             phase, masks = augment(phase, masks, bool(flips[0]), bool(flips[1]), turns)
         # A basin cut away entirely (it cannot be here, but a polygon off the tile can) has no box.
-        keep = masks.reshape(len(masks), -1).any(axis=1)
+        keep = masks.any(axis=(1, 2))
         masks, depths = masks[keep], depths[keep]
         target = {
             "boxes": torch.from_numpy(boxes_of(masks)),

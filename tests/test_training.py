@@ -347,3 +347,13 @@ def test_algorithms_explain_bad_inputs(run_algorithm, dataset, tmp_path):
     model_path = save_checkpoint(str(tmp_path / "untrained.pt"), build_detector("maskrcnn_light", tile_size=32), {})
     with pytest.raises(QgsProcessingException, match="no images in the 'test' split"):
         run_algorithm("evaluatemodel", {"MODEL": model_path, "DATASET": only_train, "SPLIT": "test", **common})
+
+
+def test_images_without_basins_load_with_empty_targets(tmp_path):
+    folder = tmp_path / "empty"
+    recipe = SimulationRecipe(rows=SIZE, cols=SIZE, basin_count=(0, 0))
+    simulate_dataset(str(folder), recipe, count=2, seed=1, split_fractions={"train": 0.0, "val": 0.0, "test": 1.0})
+    for augment in (False, True):
+        image, target = SubsidenceDataset(str(folder), "test", augment=augment)[0]
+        assert image.shape == (2, SIZE, SIZE)
+        assert target["boxes"].shape == (0, 4) and target["masks"].shape == (0, SIZE, SIZE)
