@@ -22,6 +22,7 @@ again whenever its halves would have merged (the seams never decide the outcome)
 """
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
@@ -265,9 +266,12 @@ def segment_tiles(read: Callable[[int, int, int, int], np.ndarray], rows: int, c
     labels = np.empty((rows, cols), dtype=np.int32)
     windows = [(r, c, min(tile, rows - r), min(tile, cols - c)) for r in range(0, rows, tile) for c in range(0, cols, tile)]
 
+    lock = threading.Lock()  # a GDAL dataset must not be read from two threads at once
+
     def run(window):
         row, col, height, width = window
-        block = np.asarray(read(row, col, height, width), dtype=np.float64)
+        with lock:
+            block = np.asarray(read(row, col, height, width), dtype=np.float64)
         if block.ndim == 2:
             block = block[None]
         if not np.all(np.isfinite(block)):
