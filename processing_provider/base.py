@@ -16,6 +16,7 @@ GROUPS = {
     "import": "Import and preprocessing",
     "training": "Training data",
     "deformation": "Deformation time series and activity",
+    "patches": "Mine patches",
 }
 
 

@@ -9,11 +9,15 @@ from .base import ICON_PATH, PLUGIN_DIR
 from .build_dataset import BuildDatasetAlgorithm
 from .deformation_hotspots import DeformationHotspotsAlgorithm
 from .estimate_coherence import EstimateCoherenceAlgorithm
+from .estimate_segmentation_parameters import EstimateSegmentationParametersAlgorithm
+from .evaluate_patches import EvaluatePatchesAlgorithm
 from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
 from .mine_activity import MineActivityAlgorithm
 from .multilook import MultilookAlgorithm
+from .multiresolution_segmentation import MultiresolutionSegmentationAlgorithm
 from .phase_residues import PhaseResiduesAlgorithm
+from .refine_mine_patches import RefineMinePatchesAlgorithm
 from .render_interferogram import RenderInterferogramAlgorithm
 from .sbas_inversion import SbasInversionAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
@@ -60,6 +64,10 @@ class MineSARProvider(QgsProcessingProvider):
             SbasInversionAlgorithm(),
             SurfaceActivityAlgorithm(),
             MineActivityAlgorithm(),
+            MultiresolutionSegmentationAlgorithm(),
+            EstimateSegmentationParametersAlgorithm(),
+            RefineMinePatchesAlgorithm(),
+            EvaluatePatchesAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 

@@ -112,9 +112,11 @@ def aligned(path: str, grid: Grid, what: str) -> np.ndarray:
         if min(xs) >= right or max(xs) <= left or min(ys) >= top or max(ys) <= bottom:
             raise MineSARError(f"{path}: the {what} raster does not overlap the image {grid.path}.")
     with _GdalFailures() as failures:
-        warped = gdal.Warp("", dataset, format="MEM", width=grid.width, height=grid.height,
-                           outputBounds=grid.bounds, dstSRS=grid.crs_wkt, resampleAlg="near", srcBands=[1],
-                           dstNodata=None, outputType=gdal.GDT_Int32)
+        # Debian 12's GDAL has no srcBands for Warp: take band 1 through a VRT first.
+        first = gdal.Translate("", dataset, format="VRT", bandList=[1])
+        warped = gdal.Warp("", first, format="MEM", width=grid.width, height=grid.height,
+                           outputBounds=grid.bounds, dstSRS=grid.crs_wkt, resampleAlg="near",
+                           outputType=gdal.GDT_Int32) if first is not None else None
     if warped is None:
         raise MineSARError(f"{path}: the {what} raster could not be resampled onto the image ({failures.describe()}).")
     array = warped.GetRasterBand(1).ReadAsArray()

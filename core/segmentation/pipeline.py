@@ -134,3 +134,53 @@ def evaluate_patches(extracted: Sequence, reference: Sequence, grid: Grid) -> Sc
         raise MineSARError(f"No reference patch overlaps the evaluation area {grid.path or ''}".rstrip() + ".")
     extracted_mask = burn(extracted, grid) > 0
     return evaluate(extracted_mask, reference_ids, pixel_area=grid.pixel_area)
+
+
+@dataclass
+class Estimate:
+    scale: float
+    shape: float
+    compactness: float
+    report: Dict = field(default_factory=dict)
+
+
+def estimate_parameters(image: str, reference: Sequence, bands: Optional[Sequence[int]] = None,
+                        weights: Optional[Sequence[float]] = None, shapes: Sequence[float] = (),
+                        compactnesses: Sequence[float] = (), grid_scale: float = 50.0,
+                        scales: Sequence[float] = (), margin: float = 50.0, tile: int = DEFAULT_TILE,
+                        progress: Progress = SILENT) -> Estimate:
+    """Seed 003's parameter estimation on the part of ``image`` around the reference patches
+    (their extent plus ``margin`` map units): the grid search, then ESP2 (see ``parameters``)."""
+    from .parameters import GRID, estimate_scale, grid_search
+
+    grid = Grid.of_raster(image)
+    bands = _bands(image, bands)
+    geometries = [g for g in reference if g is not None and not g.is_empty]
+    if not geometries:
+        raise MineSARError("The reference layer has no patch with a geometry.")
+    left, bottom, right, top = (f(g.bounds[i] for g in geometries) for i, f in enumerate((min, min, max, max)))
+    x0, dx, _, y0, _, dy = grid.geotransform
+    cols = sorted(((left - margin - x0) / dx, (right + margin - x0) / dx))
+    rows = sorted(((top + margin - y0) / dy, (bottom - margin - y0) / dy))
+    c0, c1 = max(0, int(math.floor(cols[0]))), min(grid.width, int(math.ceil(cols[1])))
+    r0, r1 = max(0, int(math.floor(rows[0]))), min(grid.height, int(math.ceil(rows[1])))
+    if c1 <= c0 or r1 <= r0:
+        raise MineSARError(f"{image}: the reference patches do not overlap the image.")
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    sub = Grid(window.width, window.height, (x0 + c0 * dx, dx, 0.0, y0 + r0 * dy, 0.0, dy), grid.crs_wkt, image)
+    pixels = read_window(open_raster(image), window, bands).astype(np.float64)
+    pixels = pixels[None] if pixels.ndim == 2 else pixels
+    reference_ids = burn(geometries, sub)
+    if not reference_ids.any():
+        raise MineSARError(f"{image}: no reference patch covers the centre of any pixel of the image.")
+    searched = grid_search(pixels, reference_ids, grid_scale, shapes or GRID, compactnesses or GRID, weights, tile,
+                           progress.span(0.0, 0.8))
+    scales = list(scales) or list(range(10, 160, 10))
+    esp = estimate_scale(pixels, reference_ids, searched.shape, searched.compactness, scales, weights, tile,
+                         progress.span(0.8, 1.0))
+    progress.finish()
+    report = {"window": [c0, r0, window.width, window.height], "reference_patches": len(geometries),
+              "grid_scale": grid_scale, "grid_search": searched.table, "esp2": esp.table,
+              "scale_candidates": esp.candidates, "scale": esp.scale, "shape": searched.shape,
+              "compactness": searched.compactness}
+    return Estimate(esp.scale, searched.shape, searched.compactness, report)
