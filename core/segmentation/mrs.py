@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
+from scipy import sparse
 
 from ..errors import MineSARError
 from ..progress import SILENT, Progress
@@ -162,24 +163,37 @@ def merge_regions(regions: Regions, params: MRSParameters, weights: np.ndarray,
         if candidates.size == 0:
             break
         # Ties (flat areas) broken by a random key both ends of an edge share.
-        # float32: sorting is the dearest step, and a few significant digits rank costs well enough.
-        key = (cost[candidates] + rng.random(candidates.size) * (1e-6 * threshold)).astype(np.float32)
-        order = np.argsort(key)[::-1]  # fancy assignment keeps the last write: the cheapest edge
-        edge_ids = np.concatenate([candidates[order], candidates[order]])
-        ends = np.concatenate([regions.ea[edge_ids[:order.size]], regions.eb[edge_ids[:order.size]]])
-        # Interleave so that the two ends of one edge are written at the same rank.
-        ranked = np.empty(2 * order.size, dtype=np.int64)
-        ranked[0::2], ranked[1::2] = np.arange(order.size), np.arange(order.size) + order.size
-        best = np.full(regions.count, -1, dtype=np.int64)
-        best[ends[ranked]] = edge_ids[ranked]
-        mutual = candidates[(best[regions.ea[candidates]] == candidates) & (best[regions.eb[candidates]] == candidates)]
-        if mutual.size == 0:  # cannot happen with a strict order of edges; guards against an endless loop
+        key = cost[candidates] + rng.random(candidates.size) * (1e-9 * threshold)
+        a, b = regions.ea[candidates], regions.eb[candidates]
+        lowest = _lowest_per_region(np.concatenate([a, b]), np.concatenate([key, key]), regions.count)
+        # An edge both of whose ends have it as their cheapest: a mutual best-fitting pair.
+        mutual = (key == lowest[a]) & (key == lowest[b])
+        mutual_a, mutual_b, chosen = a[mutual], b[mutual], candidates[mutual]
+        # Equal keys (vanishingly rare with the random part) could pair a region twice: keep one pair.
+        ends = np.concatenate([mutual_a, mutual_b])
+        if ends.size and np.bincount(ends, minlength=regions.count).max() > 1:
+            _, first = np.unique(mutual_a, return_index=True)
+            keep = np.zeros(mutual_a.size, dtype=bool)
+            keep[first] = True
+            keep &= ~np.isin(mutual_b, mutual_a[keep]) & ~np.isin(mutual_a, mutual_b)
+            mutual_a, mutual_b, chosen = mutual_a[keep], mutual_b[keep], chosen[keep]
+        if chosen.size == 0:  # cannot happen with distinct keys; guards against an endless loop
             break
-        regions, mapping = _merge_pairs(regions, regions.ea[mutual], regions.eb[mutual], regions.shared[mutual])
+        regions, mapping = _merge_pairs(regions, mutual_a, mutual_b, regions.shared[chosen])
         assignment = mapping[assignment]
         if on_pass is not None:
             on_pass(index, regions.count)
     return regions, assignment
+
+
+def _lowest_per_region(region: np.ndarray, key: np.ndarray, count: int) -> np.ndarray:
+    """min(key) over the entries of each region (+inf where it has none), without a comparison sort:
+    scipy's COO → CSR conversion groups the entries by region with a counting sort."""
+    grouped = sparse.csr_matrix((key, (region, np.arange(region.size))), shape=(count, region.size))
+    lowest = np.full(count, np.inf)
+    filled = np.diff(grouped.indptr) > 0
+    lowest[filled] = np.minimum.reduceat(grouped.data, grouped.indptr[:-1][filled])
+    return lowest
 
 
 def _merge_pairs(regions: Regions, a: np.ndarray, b: np.ndarray, shared: np.ndarray):
