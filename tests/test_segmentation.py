@@ -100,3 +100,15 @@ def test_segments_are_renumbered_and_bad_parameters_are_refused():
         segment(image, MRSParameters(shape=1.0))
     with pytest.raises(MineSARError, match="band weights"):
         segment(image, MRSParameters(weights=(1.0,)))
+
+
+def test_cancel_stops_between_tiles():
+    from minesar.core.errors import Cancelled
+    from minesar.core.progress import Progress
+
+    calls = []
+    progress = Progress(callback=calls.append, is_cancelled=lambda: len(calls) >= 2)
+    image = np.random.default_rng(1).normal(100, 10, (1, 128, 128))
+    with pytest.raises(Cancelled):
+        segment(image, MRSParameters(scale=10.0), tile=32, progress=progress, workers=1)
+    assert len(calls) == 2

@@ -297,12 +297,20 @@ def segment_tiles(read: Callable[[int, int, int, int], np.ndarray], rows: int, c
     # numpy releases the GIL in its sorts and arithmetic, so tiles segment side by side in threads;
     # the GDAL reads are serialised by the caller's reader where it needs that.
     with ThreadPoolExecutor(max_workers=max(1, min(workers or os.cpu_count() or 1, len(windows)))) as pool:
-        for index, (window, (regions, assignment)) in enumerate(zip(windows, pool.map(run, windows))):
-            progress.update(0.9 * index / len(windows))
-            row, col, height, width = window
-            labels[row:row + height, col:col + width] = (assignment + offset).reshape(height, width)
-            offset += regions.count
-            parts.append(regions)
+        futures = [pool.submit(run, window) for window in windows]
+        try:
+            for index, (window, future) in enumerate(zip(windows, futures)):
+                progress.update(0.9 * index / len(windows))  # raises Cancelled when the user cancels
+                regions, assignment = future.result()
+                row, col, height, width = window
+                labels[row:row + height, col:col + width] = (assignment + offset).reshape(height, width)
+                offset += regions.count
+                parts.append(regions)
+        except BaseException:
+            # A cancel (or an error) must not wait for the tiles still queued.
+            for future in futures:
+                future.cancel()
+            raise
     regions = Regions.concatenate(parts)
     if len(windows) > 1:
         seam_a, seam_b, seam_len = _seam_edges(labels, tile)
