@@ -24,17 +24,21 @@ def test_p_intsct_is_where_the_cumulative_area_meets_the_reference_area():
     assert np.allclose(overlay.proportion, [0.99, 0.02, 0.15, 0.07, 0.05, 0.12])
     touching = np.ones(6, dtype=bool)
     # Descending p: R1 99, R3 15, R6 12, R4 7, R5 5, R2 2 → ΣA_intsct 99, 114, 126, 133, 138, 140.
-    calibration = calibrate_p_intsct(overlay, touching, reference_area=125.0)
+    calibration = calibrate_p_intsct(overlay, touching, reference_area=125.0, accumulate="intersection")
     assert calibration.p_intsct == pytest.approx(0.12)
     assert calibration.cumulative_area.tolist() == [99, 114, 126, 133, 138, 140]
-    assert calibrate_p_intsct(overlay, touching, reference_area=100.0).p_intsct == pytest.approx(0.99)
+    assert calibrate_p_intsct(overlay, touching, 100.0, "intersection").p_intsct == pytest.approx(0.99)
     # Summing the segments' own areas (100 each) instead: 210 m² of reference → two segments, p = 0.15.
-    assert calibrate_p_intsct(overlay, touching, 210.0, accumulate="segment").p_intsct == pytest.approx(0.15)
+    assert calibrate_p_intsct(overlay, touching, 210.0).p_intsct == pytest.approx(0.15)  # the default
     # Segments that touch no reference patch take no part.
     only = np.array([True, False, False, True, True, False])
-    assert calibrate_p_intsct(overlay, only, 106.0).p_intsct == pytest.approx(0.07)
+    assert calibrate_p_intsct(overlay, only, 106.0, "intersection").p_intsct == pytest.approx(0.07)
+    with pytest.raises(MineSARError, match="accumulate must be one of"):
+        calibrate_p_intsct(overlay, touching, 100.0, "area")
     with pytest.raises(MineSARError, match="No segment touches"):
         calibrate_p_intsct(overlay, np.zeros(6, dtype=bool), 100.0)
+    with pytest.raises(MineSARError, match="cover no pixel"):
+        calibrate_p_intsct(overlay, touching, 0.0)
 
 
 def patch_scene(seed=0):

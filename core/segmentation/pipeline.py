@@ -84,7 +84,7 @@ class RefineResult:
 
 def refine_patches(image: str, preliminary: np.ndarray, grid: Grid, params: MRSParameters,
                    bands: Optional[Sequence[int]] = None, reference: Optional[np.ndarray] = None,
-                   p_intsct: float = PAPER_P_INTSCT, accumulate: str = "intersection",
+                   p_intsct: float = PAPER_P_INTSCT, accumulate: str = "segment",
                    landcover: Optional[str] = None, excluded_codes: Sequence[int] = EXCLUDED_LANDCOVER,
                    min_area: float = 50.0, tile: int = DEFAULT_TILE, progress: Progress = SILENT) -> RefineResult:
     """Segment ``image``, calibrate p_intsct on ``reference`` (patch ids on the grid) if given,
