@@ -147,16 +147,18 @@ def refine_held_out(label, params, train, test, recipe):
     p_values = {mode: calibrate_p_intsct(joined, np.concatenate(touching), reference_area, mode).p_intsct
                 for mode in ("intersection", "segment")}
     t0 = time.perf_counter()
-    labels_of = [segment(scene.image, params).labels for scene in test]
+    segmentations = [segment(scene.image, params) for scene in test]
     seconds = (time.perf_counter() - t0) / len(test)
     violations, smallest = 0, float("inf")
     for name, p in ((f"p={p_values['segment']:.3f} (Σ segment)", p_values["segment"]),
                     (f"p={p_values['intersection']:.3f} (ΣA_intsct)", p_values["intersection"]),
                     (f"p={PAPER_P_INTSCT} (paper)", PAPER_P_INTSCT)):
         results = []
-        for scene, labels in zip(test, labels_of):
+        for scene, segmentation in zip(test, segmentations):
+            labels = segmentation.labels
             cover = landcover_on_grid(scene)
-            result = refine(labels, scene.preliminary, p, recipe.pixel_size_m**2, cover, EXCLUDED_LANDCOVER, 50.0)
+            result = refine(labels, scene.preliminary, p, recipe.pixel_size_m**2, cover, EXCLUDED_LANDCOVER, 50.0,
+                            segmentation=segmentation)
             results.append(score(result.mask, scene))
             # Land cover and minimum area act as specified: no kept segment touches 40/50/80 …
             kept = np.unique(labels[result.mask])

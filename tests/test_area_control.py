@@ -108,3 +108,22 @@ def test_scores_of_a_known_confusion_matrix():
     similarity = {p.reference_id: p.similarity for p in scores.patches}
     assert similarity == pytest.approx({1: 16 / 20, 2: 16 / 20, 3: 0.0})
     assert scores.mean_area_similarity == pytest.approx(0.8)
+
+
+def test_holes_are_filled_where_the_segments_say_so():
+    # A pit textured in 5 × 5 blocks of 800 and 1000, on ground of 300; at scale 60 every block
+    # stays a segment. The first mask misses two blocks: one of the pit's own texture, one a pond (200).
+    image = np.full((1, 60, 60), 300.0)
+    yy, xx = np.mgrid[:60, :60]
+    pit = (yy >= 10) & (yy < 50) & (xx >= 10) & (xx < 50)
+    image[0][pit] = np.where(((yy // 5 + xx // 5) % 2 == 0), 800.0, 1000.0)[pit]
+    pond = (yy >= 30) & (yy < 35) & (xx >= 30) & (xx < 35)
+    image[0][pond] = 200.0
+    same = (yy >= 20) & (yy < 25) & (xx >= 20) & (xx < 25)
+    segmentation = segment(image, MRSParameters(scale=60.0, shape=0.0))
+    assert np.unique(segmentation.labels[same]).size == 1 and np.unique(segmentation.labels[pond]).size == 1
+    preliminary = pit & ~same & ~pond
+    plain = refine(segmentation.labels, preliminary, 0.5, 1.0, min_area=10.0)
+    assert np.array_equal(plain.mask, preliminary)  # both 25-pixel holes are segments of their own
+    told = refine(segmentation.labels, preliminary, 0.5, 1.0, min_area=10.0, segmentation=segmentation)
+    assert np.array_equal(told.mask, pit & ~pond) and told.report["holes_filled"] == 1

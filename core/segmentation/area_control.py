@@ -93,9 +93,15 @@ class Refinement:
 
 def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_area: float,
            landcover: Optional[np.ndarray] = None, excluded_codes: Sequence[int] = EXCLUDED_LANDCOVER,
-           min_area: float = 50.0, fill_below: Optional[float] = None) -> Refinement:
+           min_area: float = 50.0, fill_below: Optional[float] = None, segmentation=None) -> Refinement:
     """Keep segments with p_intsct ≥ the threshold, drop those touching excluded land cover, merge
-    neighbours into patches, fill pinholes and drop patches below ``min_area`` (map units²)."""
+    neighbours into patches, fill holes and drop patches below ``min_area`` (map units²).
+
+    A hole is filled when it is smaller than ``fill_below`` (default ``min_area``) or, given the
+    ``segmentation`` (its region statistics and parameters), when the segments in it would merge
+    with the patch around them by the segmentation's own colour criterion, (1 − shape)·h_color <
+    scale²: a textured pit's odd segment that the preliminary hole happened to cover goes back into
+    the pit, a pond inside it stays a hole."""
     if not 0.0 <= p_intsct <= 1.0:
         raise MineSARError(f"p_intsct {p_intsct} must be a proportion between 0 and 1.")
     count = int(labels.max()) + 1
@@ -113,12 +119,16 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
     min_pixels = min_area / pixel_area
     fill_pixels = min_pixels if fill_below is None else fill_below / pixel_area
     holes = ndimage.binary_fill_holes(mask) & ~mask
-    if holes.any() and fill_pixels > 0:
+    report["holes_filled"] = 0
+    if holes.any():
         hole_labels, hole_count = ndimage.label(holes)
         sizes = np.bincount(hole_labels.ravel(), minlength=hole_count + 1)
-        small = sizes < fill_pixels
-        small[0] = False
-        mask |= small[hole_labels]
+        fill = sizes < fill_pixels
+        if segmentation is not None:
+            fill |= _holes_alike(labels, mask, hole_labels, hole_count, segmentation)
+        fill[0] = False
+        report["holes_filled"] = int(fill.sum())
+        mask |= fill[hole_labels]
     patches, patch_count = ndimage.label(mask)
     sizes = np.bincount(patches.ravel(), minlength=patch_count + 1)
     large = sizes >= min_pixels
@@ -132,3 +142,40 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
     report["area_preliminary"] = float(preliminary.sum() * pixel_area)
     report["area_refined"] = float(mask.sum() * pixel_area)
     return Refinement(mask, patches, report)
+
+
+def _holes_alike(labels, mask, hole_labels, hole_count, segmentation) -> np.ndarray:
+    """Per hole (index = hole label): would its segments merge with the patch enclosing it?"""
+    regions, params = segmentation.regions, segmentation.params
+    count = regions.count
+    patches, patch_count = ndimage.label(mask)
+    # Every segment lies wholly in one patch or one hole: a hole is a union of dropped segments.
+    segment_patch = np.zeros(count, dtype=np.int64)
+    segment_patch[labels[mask]] = patches[mask]
+    segment_hole = np.zeros(count, dtype=np.int64)
+    inside = hole_labels > 0
+    segment_hole[labels[inside]] = hole_labels[inside]
+    # The patch around a hole: the one on the pixels next to it (a hole has one enclosing patch).
+    ring = ndimage.grey_dilation(hole_labels, size=3) * mask
+    enclosing = np.zeros(hole_count + 1, dtype=np.int64)
+    enclosing[ring[ring > 0]] = patches[ring > 0]
+
+    def sums(owner, groups):
+        n = np.bincount(owner, weights=regions.n, minlength=groups)
+        s = np.stack([np.bincount(owner, weights=regions.s[:, b], minlength=groups) for b in range(regions.s.shape[1])], 1)
+        ss = np.stack([np.bincount(owner, weights=regions.ss[:, b], minlength=groups) for b in range(regions.s.shape[1])], 1)
+        return n, s, ss
+
+    def colour(n, s, ss):
+        n = np.maximum(n, 1e-12)
+        variance = np.clip(ss / n[:, None] - (s / n[:, None]) ** 2, 0.0, None)
+        return n * (np.sqrt(variance) @ segmentation.weights)
+
+    hole_n, hole_s, hole_ss = sums(segment_hole, hole_count + 1)
+    patch_n, patch_s, patch_ss = sums(segment_patch, patch_count + 1)
+    around = enclosing
+    h_colour = (colour(hole_n + patch_n[around], hole_s + patch_s[around], hole_ss + patch_ss[around])
+                - colour(hole_n, hole_s, hole_ss) - colour(patch_n[around], patch_s[around], patch_ss[around]))
+    alike = (1.0 - params.shape) * h_colour < float(params.scale) ** 2
+    alike &= around > 0
+    return alike

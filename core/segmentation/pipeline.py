@@ -98,7 +98,8 @@ def refine_patches(image: str, preliminary: np.ndarray, grid: Grid, params: MRSP
         p_intsct = calibration.p_intsct
     progress.update(0.85)
     cover = aligned(landcover, grid, "land cover") if landcover else None
-    refinement = refine(segmentation.labels, preliminary, p_intsct, grid.pixel_area, cover, excluded_codes, min_area)
+    refinement = refine(segmentation.labels, preliminary, p_intsct, grid.pixel_area, cover, excluded_codes, min_area,
+                        segmentation=segmentation)
     progress.update(0.9)
     patches = polygons(refinement.patches, grid) if refinement.patches.any() else []
     report = dict(refinement.report, calibrated=calibration is not None, scale=params.scale, shape=params.shape,
