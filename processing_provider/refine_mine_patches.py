@@ -4,7 +4,6 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsGeometry,
     QgsMapLayerType,
     QgsProcessing,
     QgsProcessingException,

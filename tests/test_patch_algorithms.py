@@ -7,7 +7,6 @@ from conftest import write_geotiff
 from osgeo import gdal
 from scipy import ndimage
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsGeometry,
     QgsProcessingException,

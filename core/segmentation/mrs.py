@@ -20,7 +20,6 @@ Big scenes are cut into tiles segmented one after another; the tiles' regions an
 cross the seams then go through the same passes once more, so a segment cut by a seam is joined
 again whenever its halves would have merged (the seams never decide the outcome).
 """
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -360,7 +359,3 @@ def cost_of_merging(mask_a: np.ndarray, mask_b: np.ndarray, image: np.ndarray, p
                       *(np.array([p[i] for p in parts], np.int32) for i in range(4, 8)))
     return float(merge_costs(regions, np.array([0]), np.array([1]), np.array([shared]), params, weights)[0])
 
-
-def scale_for_cost(cost: float) -> float:
-    """The scale at which a merge of this cost becomes allowed (f < scale²)."""
-    return math.sqrt(max(cost, 0.0))
