@@ -31,8 +31,9 @@ class Grid:
         if info.geotransform is None or not info.crs_wkt:
             raise MineSARError(f"{path}: the image has no georeference (geotransform and CRS); "
                                "patches cannot be placed on it.")
-        if info.geotransform[2] != 0 or info.geotransform[4] != 0:
-            raise MineSARError(f"{path}: rotated grids are not supported; warp the image north-up first.")
+        if info.geotransform[2] != 0 or info.geotransform[4] != 0 or info.geotransform[5] >= 0:
+            # Masks and land cover are warped onto a north-up grid; a rotated or south-up image would not match.
+            raise MineSARError(f"{path}: rotated or south-up grids are not supported; warp the image north-up first.")
         return cls(info.width, info.height, info.geotransform, info.crs_wkt, path)
 
     @property
