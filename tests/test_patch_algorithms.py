@@ -180,6 +180,12 @@ def test_bad_inputs_name_the_file_and_the_problem(run, gf2, tmp_path):
                            georeferenced=False)
     with pytest.raises(QgsProcessingException, match="plain.tif"):
         run("multiresolutionsegmentation", {"INPUT": no_crs, "OUTPUT": "memory:"})
+    south_up = write_geotiff(tmp_path / "south_up.tif", np.ones((3, 40, 40), np.uint16), gdal.GDT_UInt16)
+    dataset = gdal.Open(south_up, gdal.GA_Update)
+    dataset.SetGeoTransform((500000.0, 1.0, 0.0, 4200000.0, 0.0, 1.0))
+    dataset = None
+    with pytest.raises(QgsProcessingException, match="south_up.tif: rotated or south-up grids are not supported"):
+        run("multiresolutionsegmentation", {"INPUT": south_up, "OUTPUT": "memory:"})
     with pytest.raises(QgsProcessingException, match="band weights"):
         run("multiresolutionsegmentation", {"INPUT": image, "WEIGHTS": "1,1", "OUTPUT": "memory:"})
     from shapely.geometry import box
