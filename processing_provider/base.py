@@ -17,6 +17,7 @@ GROUPS = {
     "training": "Training data",
     "deformation": "Deformation time series and activity",
     "detection": "Subsidence detection",
+    "patches": "Mine patches",
 }
 
 

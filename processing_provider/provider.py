@@ -11,11 +11,15 @@ from .deformation_hotspots import DeformationHotspotsAlgorithm
 from .detect_subsidence import DetectSubsidenceAlgorithm
 from .estimate_coherence import EstimateCoherenceAlgorithm
 from .evaluate_model import EvaluateModelAlgorithm
+from .estimate_segmentation_parameters import EstimateSegmentationParametersAlgorithm
+from .evaluate_patches import EvaluatePatchesAlgorithm
 from .goldstein_filter import GoldsteinFilterAlgorithm
 from .import_interferogram import ImportInterferogramAlgorithm
 from .mine_activity import MineActivityAlgorithm
 from .multilook import MultilookAlgorithm
+from .multiresolution_segmentation import MultiresolutionSegmentationAlgorithm
 from .phase_residues import PhaseResiduesAlgorithm
+from .refine_mine_patches import RefineMinePatchesAlgorithm
 from .render_interferogram import RenderInterferogramAlgorithm
 from .sbas_inversion import SbasInversionAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
@@ -66,6 +70,10 @@ class MineSARProvider(QgsProcessingProvider):
             TrainModelAlgorithm(),
             EvaluateModelAlgorithm(),
             DetectSubsidenceAlgorithm(),
+            MultiresolutionSegmentationAlgorithm(),
+            EstimateSegmentationParametersAlgorithm(),
+            RefineMinePatchesAlgorithm(),
+            EvaluatePatchesAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 

@@ -233,3 +233,25 @@ def style_detected_basins(layer) -> None:
     layer.setLabeling(QgsVectorLayerSimpleLabeling(labels))
     layer.setLabelsEnabled(True)
     layer.triggerRepaint()
+def _outline_style(layer, outline: str, width: str, fill: str = None) -> None:
+    from qgis.core import QgsFillSymbol, QgsSingleSymbolRenderer
+
+    properties = {"outline_color": outline, "outline_width": width}
+    properties.update({"color": fill, "style": "solid"} if fill else {"style": "no"})
+    layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(properties)))
+    layer.triggerRepaint()
+
+
+def style_segments(layer) -> None:
+    """Segments: thin yellow outlines, no fill, so the image shows through."""
+    _outline_style(layer, "#ffff00", "0.2")
+
+
+def style_refined_patches(layer) -> None:
+    """Refined mine patches: red outline over a translucent orange fill."""
+    _outline_style(layer, "#d7191c", "0.6", "253,174,97,90")
+
+
+def style_patch_scores(layer) -> None:
+    """Reference patches by whether the extraction found them: green identified, red missed."""
+    style_categories(layer, "IDENTIFIED", {True: "#1a9641", False: "#d7191c"})
