@@ -61,6 +61,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=0.0)
     parser.add_argument("--iterations", type=int, default=0, help="cap on iterations (0 = the epochs decide)")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--resume", default=None, help="checkpoint to continue from (a fresh schedule)")
     args = parser.parse_args()
 
     import torch
@@ -76,8 +77,12 @@ def main():
         simulate_dataset(folder, recipe, count=args.count, seed=args.seed)
         print(f"simulated {args.count} scenes in {time.perf_counter() - started:.0f} s -> {folder}", flush=True)
 
-    model = build_detector(args.model)
-    per_epoch = None
+    previous_minutes = 0.0
+    if args.resume:
+        model, previous = load_detector(args.resume)
+        previous_minutes = float(previous.get("training_wall_time_min", 0.0))
+    else:
+        model = build_detector(args.model)
     max_iterations = args.iterations or None
     if args.minutes > 0 and not max_iterations:
         # Time 20 iterations on a throw-away copy to size the schedule to the budget.
@@ -110,10 +115,12 @@ def main():
                        "data_recipe": {"simulator": "minesar.core.simulation", "seed": args.seed, "count": args.count,
                                        "recipe": dataclasses.asdict(recipe)},
                        "hardware": hardware(device),
+                       **({"resumed_from": {"command": previous.get("command"),
+                                            "minutes": previous_minutes}} if args.resume else {}),
                    })
     minutes = (time.perf_counter() - started) / 60
     trained, metadata = load_detector(work)
-    metadata["training_wall_time_min"] = round(minutes, 1)
+    metadata["training_wall_time_min"] = round(previous_minutes + minutes, 1)
     output = args.output or os.path.join(WEIGHTS_DIR, f"{args.model}.pt")
     save_checkpoint(output, trained, metadata, half=True)
     print(json.dumps({"output": output, "size_mb": round(os.path.getsize(output) / 1e6, 2),

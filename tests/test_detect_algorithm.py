@@ -80,3 +80,37 @@ def test_a_checkpoint_runs_end_to_end_into_a_layer_in_the_raster_crs(detect, wra
     extent = layer.extent()
     assert 500000 <= extent.xMinimum() and extent.xMaximum() <= 500000 + 96 * 30
     del feature, layer
+
+
+def test_the_shipped_yolobasin_finds_clear_basins_across_tiles(detect, tmp_path):
+    """The default run of a fresh clone: shipped weights, a 768² simulated scene of six separate
+    deep basins (30–120 mm, coherent, mild atmosphere) cut into overlapping 256² tiles. The
+    held-out accuracy on hard scenes is measured by bench/detection_accuracy.py, not here."""
+    from qgis.core import QgsVectorLayer
+    from shapely import wkb
+
+    from minesar.core.simulation.generate import simulate_scene
+    from minesar.core.simulation.interferograms import SimulationRecipe
+    from minesar.models.checkpoint import shipped_checkpoint
+
+    if shipped_checkpoint("yolobasin") is None:
+        pytest.fail("models/weights/yolobasin.pt is missing: the default detection run needs it")
+    recipe = SimulationRecipe(rows=768, cols=768, basin_count=(6, 6), subsidence_mm=(30.0, 120.0),
+                              coherence=(0.7, 0.95), atmosphere_mm=2.0, distractor_share=0.0, ramp_share=0.0,
+                              adjacent_share=0.0)
+    scene = str(tmp_path / "20230301_20230313_scene.tif")
+    _, truth, _, _ = simulate_scene(scene, recipe, seed=11)
+    basins = [item.geometry for item in truth if item.label == "mining"]
+    result = detect({"INPUT": scene, "DEVICE": "cpu", "TILE_SIZE": 256, "OVERLAP": 96,
+                     "OUTPUT": str(tmp_path / "basins.gpkg")})
+    layer = QgsVectorLayer(result["OUTPUT"], "basins", "ogr")
+    found = [wkb.loads(bytes(f.geometry().asWkb())) for f in layer.getFeatures()]
+    del layer
+
+    def best_iou(polygon, others):
+        return max((polygon.intersection(o).area / polygon.union(o).area for o in others), default=0.0)
+
+    matched = sum(best_iou(basin, found) >= 0.25 for basin in basins)
+    false_alarms = sum(best_iou(polygon, basins) < 0.1 for polygon in found)
+    assert matched >= len(basins) - 1, (matched, len(basins))
+    assert false_alarms <= 1, false_alarms
