@@ -100,3 +100,20 @@ def shipped_checkpoint(name: str) -> Optional[str]:
     """Path of a default weights file shipped in models/weights, or None."""
     path = os.path.join(WEIGHTS_DIR, f"{name}.pt")
     return path if os.path.isfile(path) else None
+
+
+def checkpoint_for(model: str) -> str:
+    """What a MODEL parameter names: a registry name -> its shipped weights (an existing file of that
+    name wins), anything else -> a checkpoint path (checked when read)."""
+    from .registry import ARCHITECTURES
+
+    model = (model or "").strip()
+    if not model:
+        raise MineSARError(f"MODEL: give {', '.join(sorted(ARCHITECTURES))} or the path of a checkpoint (.pt).")
+    if model in ARCHITECTURES and not os.path.isfile(model):
+        path = shipped_checkpoint(model)
+        if path is None:
+            raise MineSARError(f"MODEL: no '{model}' weights are shipped with this version of MineSAR yet "
+                               f"(models/weights/{model}.pt); train one with minesar:trainmodel and give its .pt file.")
+        return path
+    return model

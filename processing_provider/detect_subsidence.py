@@ -25,7 +25,7 @@ from ..ui.styles import style_detected_basins
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 from .preprocessing_common import raster_path
 
-DEFAULT_MODELS = ("yolobasin", "maskrcnn")
+from ..models.registry import ARCHITECTURES
 
 
 def basin_fields() -> QgsFields:
@@ -36,22 +36,6 @@ def basin_fields() -> QgsFields:
     fields.append(QgsField("date1", QVariant.String))
     fields.append(QgsField("date2", QVariant.String))
     return fields
-
-
-def checkpoint_for(model: str) -> str:
-    """A default model name -> its shipped weights; anything else is a checkpoint path."""
-    from ..models.checkpoint import shipped_checkpoint
-
-    model = (model or "").strip()
-    if model in DEFAULT_MODELS:
-        path = shipped_checkpoint(model)
-        if path is None:
-            raise MineSARError(f"No default weights for '{model}' are installed (models/weights/{model}.pt); "
-                               "train one with minesar:trainmodel and give the checkpoint's path as MODEL.")
-        return path
-    if not model:
-        raise MineSARError("MODEL: give yolobasin, maskrcnn or the path of a checkpoint (.pt).")
-    return model
 
 
 class DetectSubsidenceAlgorithm(MineSARAlgorithm):
@@ -90,7 +74,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("BASINS", "Basins found"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        from ..models.checkpoint import load_detector
+        from ..models.checkpoint import checkpoint_for, load_detector
         from ..models.device import resolve_device
         from ..models.inference import detect_interferogram
 
@@ -117,7 +101,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
             crs_wkt, meta = source.crs_wkt, source.metadata
         crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt) if crs_wkt else QgsCoordinateReferenceSystem()
         sink, sink_id = self.create_sink(parameters, "OUTPUT", context, basin_fields(), QgsWkbTypes.Polygon, crs)
-        label = model_name if model_name in DEFAULT_MODELS else os.path.basename(checkpoint)
+        label = model_name if model_name in ARCHITECTURES else os.path.basename(checkpoint)
         dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
         for basin in run.basins:
             feature = QgsFeature(basin_fields())

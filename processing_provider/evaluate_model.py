@@ -1,6 +1,5 @@
 """minesar:evaluatemodel: score a detector checkpoint on a dataset split (the papers' metrics)."""
 import math
-import os
 import sys
 
 from qgis.core import (
@@ -25,7 +24,6 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.dataset.layout import SPLITS
-from ..models.registry import ARCHITECTURES
 from .base import MineSARAlgorithm, progress_for, user_errors
 
 class EvaluateModelAlgorithm(MineSARAlgorithm):
@@ -78,7 +76,7 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         try:
-            from ..models.checkpoint import load_detector, shipped_checkpoint
+            from ..models.checkpoint import checkpoint_for, load_detector
             from ..models.data import open_dataset
             from ..models.device import resolve_device
             from ..models.evaluation import BASIN_RULE, evaluate_model, metric_rows, write_report
@@ -94,13 +92,7 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             options.update(BASIN_RULE)
         with user_errors():
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
-            path = model_name
-            if model_name in ARCHITECTURES and not os.path.isfile(model_name):
-                path = shipped_checkpoint(model_name)
-                if path is None:
-                    raise QgsProcessingException(
-                        f"MODEL: no '{model_name}' weights are shipped with this version of MineSAR yet; train "
-                        "one with 'Train subsidence detector' and give its .pt file.")
+            path = checkpoint_for(model_name)
             index = open_dataset(folder)
             if not index.images(split):
                 raise QgsProcessingException(f"{folder}: the dataset has no images in the '{split}' split.")
