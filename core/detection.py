@@ -17,6 +17,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.ops import unary_union
 
 from .dataset.layout import mask_polygons
+from .dataset.tiling import tile_starts
 from .errors import MineSARError
 from .io.rasters import Window
 
@@ -37,23 +38,16 @@ class TileDetection:
     cut: bool
 
 
-def tile_windows(width: int, height: int, tile_size: int, overlap: int) -> List[Window]:
+def overlapping_windows(width: int, height: int, tile_size: int, overlap: int) -> List[Window]:
     """Tiles of ``tile_size`` stepping by tile_size − overlap; the last row and column are pulled
     back inside the raster so no tile is mostly padding. A raster smaller than a tile is one tile."""
     if tile_size < 32:
         raise MineSARError(f"Tile size {tile_size}: use at least 32 pixels.")
-    if not 0 <= overlap < tile_size // 2 + 1 or overlap >= tile_size:
+    if not 0 <= overlap <= tile_size // 2:
         raise MineSARError(f"Overlap {overlap} px: use 0 to half the tile size ({tile_size // 2} px).")
     step = tile_size - overlap
-
-    def origins(size):
-        if size <= tile_size:
-            return [0]
-        starts = list(range(0, size - tile_size, step)) + [size - tile_size]
-        return sorted(set(starts))
-
     return [Window(col, row, min(tile_size, width - col), min(tile_size, height - row))
-            for row in origins(height) for col in origins(width)]
+            for row in tile_starts(height, tile_size, step) for col in tile_starts(width, tile_size, step)]
 
 
 def inner_edges(window: Window, width: int, height: int) -> Tuple[bool, bool, bool, bool]:

@@ -48,6 +48,9 @@ def save_checkpoint(path: str, model, metadata: dict, half: bool = False) -> str
     os.close(handle)
     try:
         torch.save(content, temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide shared weights from other users
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -82,7 +85,10 @@ def load_detector(path: str, device=None) -> Tuple[object, dict]:
     from .registry import build_detector
 
     content = read_checkpoint(path)
-    model = build_detector(content["architecture"], **content["config"])
+    try:
+        model = build_detector(content["architecture"], **content["config"])
+    except (TypeError, ValueError) as error:
+        raise MineSARError(f"{path}: its configuration does not build a '{content['architecture']}' network ({error}).")
     reference = model.state_dict()
     state = {key: value.to(reference[key].dtype) if key in reference else value
              for key, value in content["state_dict"].items()}

@@ -20,10 +20,11 @@ misses when undetected, and a prediction matching one is neither a TP nor a fals
 import html
 import json
 import math
-import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from ..core.reports import json_safe, write_text_atomically
 
 AP_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -319,21 +320,8 @@ def metric_rows(metrics: dict):
     return rows
 
 
-def _json_safe(value):
-    """NaN (an undefined ratio) is not JSON: write null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_report(path: str, report: dict) -> None:
     """JSON, or HTML when the name ends in .html/.htm; written beside and renamed (atomic)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     if path.lower().endswith((".html", ".htm")):
         def shown(value):
             if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -342,13 +330,10 @@ def write_report(path: str, report: dict) -> None:
 
         cells = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{shown(value)}</td></tr>"
                         for name, value in metric_rows(report["metrics"]))
-        settings = html.escape(json.dumps(_json_safe({k: v for k, v in report.items() if k != "metrics"}), indent=1))
+        settings = html.escape(json.dumps(json_safe({k: v for k, v in report.items() if k != "metrics"}), indent=1))
         text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>MineSAR evaluation</title></head><body>"
                 f"<h1>MineSAR evaluation</h1><pre>{settings}</pre><table border='1'><tr><th>metric</th>"
                 f"<th>value</th></tr>{cells}</table></body></html>")
     else:
-        text = json.dumps(_json_safe(report), indent=1)
-    temporary = path + ".part"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+        text = json.dumps(json_safe(report), indent=1)
+    write_text_atomically(path, text)

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..core.detection import area_m2, merge_detections, tile_detections, tile_windows, to_map
+from ..core.detection import area_m2, merge_detections, tile_detections, overlapping_windows, to_map
 from ..core.errors import MineSARError
 from ..core.progress import Progress
 from .detectors import encode_phase
@@ -57,11 +57,11 @@ def detect_interferogram(
 
     progress = progress or Progress()
     if source.metadata.kind == "coherence":
-        raise MineSARError(f"{source.path}: this is a coherence raster; detection needs an interferogram "
-                           "(wrapped or unwrapped phase, complex values or rasmph colours).")
+        raise MineSARError(f"{source.path}: this is a coherence raster ({source.metadata.kind_reason}); detection "
+                           "needs an interferogram (wrapped or unwrapped phase, complex values or rasmph colours).")
     if tile_size % 32:
         raise MineSARError(f"Tile size {tile_size}: use a multiple of 32 pixels (the detectors downsample by 32).")
-    windows = tile_windows(source.width, source.height, tile_size, overlap)
+    windows = overlapping_windows(source.width, source.height, tile_size, overlap)
     started = time.perf_counter()
     detections, skipped = [], 0
     model.eval()

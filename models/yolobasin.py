@@ -16,9 +16,15 @@ import torch
 from torch import nn
 from torchvision.ops import nms
 
+from ..core.errors import MineSARError
 from .assignment import assign
 from .detectors import INPUT_BANDS, DetectorMixin
 from .losses import BOX_LOSS_WEIGHT, detection_losses
+
+
+class TileShapeError(MineSARError, ValueError):
+    """A tile the network cannot take: a user error (MineSARError) and a ValueError to Python."""
+
 
 SCALES = {"s": (0.33, 0.50), "m": (0.67, 0.75), "l": (1.0, 1.0)}
 STRIDES = (8, 16, 32)
@@ -218,7 +224,8 @@ class LightYoloBasin(nn.Module, DetectorMixin):
         """Raw head outputs, one [N, 5, H/s, W/s] per stride s in STRIDES."""
         height, width = images.shape[-2:]
         if height % 32 or width % 32:
-            raise ValueError(f"Light YOLO-Basin needs sides that are multiples of 32, got {height}×{width}")
+            raise TileShapeError(f"Light YOLO-Basin needs tiles whose sides are multiples of 32, got {height}×{width}: "
+                                 "use a dataset or TILE_SIZE of such tiles (256, 416, 512).")
         if images.device.type == "cpu":
             # oneDNN runs the depthwise convolutions about 1.5× faster on NHWC tensors (bench/
             # yolobasin_speed.py: 4.7 -> 7.3 Mpx/s on 2 cores); CUDA keeps the caller's layout.

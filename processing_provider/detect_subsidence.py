@@ -1,5 +1,6 @@
 """minesar:detectsubsidence: every mining-subsidence basin of an interferogram as a scored polygon."""
 import os
+import sys
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -19,7 +20,6 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.errors import MineSARError
 from ..core.io.interferogram import open_interferogram
 from ..ui.styles import style_detected_basins
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
@@ -74,20 +74,22 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("BASINS", "Basins found"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        from ..models.checkpoint import checkpoint_for, load_detector
-        from ..models.device import resolve_device
-        from ..models.inference import detect_interferogram
+        try:
+            from ..models.checkpoint import checkpoint_for, load_detector
+            from ..models.device import resolve_device
+            from ..models.inference import detect_interferogram
+            import torch  # noqa: F401  (the models import it lazily; check it is there now)
+        except ImportError as error:
+            raise QgsProcessingException(f"Detection needs PyTorch and torchvision ({error}); install them "
+                                         f"for the Python of QGIS ({sys.executable}).") from error
 
         path = raster_path(self, parameters, "INPUT", context)
-        model_name = self.parameterAsString(parameters, "MODEL", context)
+        model_name = self.parameterAsString(parameters, "MODEL", context).strip()
         tile_size = self.parameterAsInt(parameters, "TILE_SIZE", context)
         overlap = self.parameterAsInt(parameters, "OVERLAP", context)
-        # The input is checked before the device and the model: it is the cheapest to check and the
-        # likeliest to be wrong.
+        # The input is opened (and so checked) before the device and the model: it is the cheapest
+        # to check and the likeliest to be wrong.
         with user_errors(), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
-            if source.metadata.kind == "coherence":
-                raise MineSARError(f"{path}: this is a coherence raster ({source.metadata.kind_reason}); detection "
-                                   "needs an interferogram.")
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             checkpoint = checkpoint_for(model_name)
             model, metadata = load_detector(checkpoint, device)

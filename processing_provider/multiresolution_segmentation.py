@@ -76,8 +76,8 @@ class MultiresolutionSegmentationAlgorithm(MineSARAlgorithm):
             fields.append(QgsField(name, QVariant.Double))
         sink, sink_id = self.create_sink(parameters, "OUTPUT", context, fields, QgsWkbTypes.MultiPolygon, layer.crs())
         for index, record in enumerate(records):
-            if index % 1000 == 0:
-                progress.span(0.8, 1.0).update(index / max(1, len(records)))
+            if index % 1000 == 0:  # the segments exist: report, but a cancel no longer applies
+                feedback.setProgress(80.0 + 20.0 * index / max(1, len(records)))
             feature = QgsFeature(fields)
             feature.setGeometry(qgis_geometry(record["geometry"]))
             feature.setAttributes([record["id"]] + [round(m, 3) for m in record["mean"]]

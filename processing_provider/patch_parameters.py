@@ -1,7 +1,5 @@
 """Parameters the mine-patch algorithms share: image bands and weights, segmentation settings,
 and polygons from QGIS layers handed to core/ as shapely geometries in the image's CRS."""
-import json
-import os
 
 from qgis.core import (
     QgsCoordinateTransform,
@@ -13,7 +11,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.reports import write_json_report
 from ..core.segmentation.mrs import DEFAULT_TILE, MRSParameters
+from .base import user_errors
 
 
 def add_band_parameters(algorithm, parent="INPUT"):
@@ -111,13 +111,8 @@ def write_report(path, report):
     """JSON report, written under a temporary name and moved into place."""
     if not path:
         return None
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.partial")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1, default=float)
-    os.replace(temporary, path)
-    return path
+    with user_errors():
+        return write_json_report(path, report)
 
 
 def qgis_geometry(geometry):

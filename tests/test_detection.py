@@ -12,7 +12,7 @@ from osgeo import gdal
 from scipy import ndimage
 from shapely.geometry import Point, box
 
-from minesar.core.detection import (TileDetection, area_m2, merge_detections, tile_windows,
+from minesar.core.detection import (TileDetection, area_m2, merge_detections, overlapping_windows,
                                     touches_inner_edge)
 from minesar.core.errors import MineSARError
 from minesar.core.io.interferogram import open_interferogram
@@ -69,7 +69,7 @@ def to_pixels(polygon):
 
 
 def test_tiles_cover_the_raster_and_overlap_as_asked():
-    windows = tile_windows(300, 250, 128, 32)
+    windows = overlapping_windows(300, 250, 128, 32)
     covered = np.zeros((250, 300), int)
     for window in windows:
         assert window.width == 128 and window.height == 128
@@ -77,13 +77,13 @@ def test_tiles_cover_the_raster_and_overlap_as_asked():
     assert covered.min() >= 1
     cols = sorted({w.col for w in windows})
     assert cols == [0, 96, 172]  # step 96, last pulled back to end at the border
-    assert tile_windows(50, 40, 128, 32)[0].width == 50  # small raster: one short tile
+    assert overlapping_windows(50, 40, 128, 32)[0].width == 50  # small raster: one short tile
     with pytest.raises(MineSARError, match="Overlap"):
-        tile_windows(300, 300, 128, 100)
+        overlapping_windows(300, 300, 128, 100)
 
 
 def test_inner_edges_only_count_inside_the_raster():
-    windows = tile_windows(300, 300, 128, 32)
+    windows = overlapping_windows(300, 300, 128, 32)
     first = windows[0]
     assert not touches_inner_edge((0, 0, 40, 40), first, 300, 300)  # raster corner
     assert touches_inner_edge((90, 10, 127, 40), first, 300, 300)  # right edge is inner
@@ -151,3 +151,28 @@ def test_encoding_is_zero_at_no_data_and_continuous_across_the_wrap():
     encoded = encode_phase(np.array([[np.pi - 1e-4, -np.pi + 1e-4, np.nan]], np.float32))
     assert np.allclose(encoded[:, 0, 0], encoded[:, 0, 1], atol=1e-3)
     assert (encoded[:, 0, 2] == 0).all()
+
+
+def test_a_checkpoint_whose_config_builds_no_network_is_named(tmp_path):
+    from minesar.models.checkpoint import load_detector, save_checkpoint
+    from minesar.models.registry import build_detector
+
+    path = save_checkpoint(str(tmp_path / "odd.pt"), build_detector("yolobasin"), {})
+    content = torch.load(path, weights_only=True)
+    content["config"]["scale"] = "xl"
+    torch.save(content, path)
+    with pytest.raises(MineSARError, match="odd.pt: its configuration does not build a 'yolobasin' network"):
+        load_detector(path)
+
+
+def test_reports_write_undefined_ratios_as_null_and_leave_nothing_on_failure(tmp_path):
+    import json
+
+    from minesar.core.reports import write_json_report
+
+    path = write_json_report(str(tmp_path / "r" / "report.json"), {"kappa": float("nan"), "f1": np.float32(0.5)})
+    assert json.loads(open(path).read()) == {"kappa": None, "f1": 0.5}
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(MineSARError, match="cannot write the report"):
+        write_json_report(str(blocked / "report.json"), {})

@@ -112,3 +112,13 @@ def test_cancel_stops_between_tiles():
     with pytest.raises(Cancelled):
         segment(image, MRSParameters(scale=10.0), tile=32, progress=progress, workers=1)
     assert len(calls) == 2
+
+
+def test_esp2_on_a_piecewise_constant_image_does_not_fail():
+    """Uniform segments have zero local variance, so no rate of change exists: no peak, no crash."""
+    from minesar.core.segmentation.parameters import estimate_scale
+
+    image = np.zeros((1, 32, 32), np.float32)
+    image[0, :, 16:] = 100.0
+    result = estimate_scale(image, None, shape=0.2, compactness=0.5, scales=[5, 10, 15, 20])
+    assert result.scale in (5.0, 10.0, 15.0, 20.0) and len(result.table) == 4

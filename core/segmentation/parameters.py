@@ -94,7 +94,8 @@ def estimate_scale(image: np.ndarray, reference: Optional[np.ndarray], shape: fl
         if on_level is not None:
             on_level(scale, level)
         table.append(row)
-    roc = [row["roc"] for row in table]
+    # No rate of change (the first level, or after a level of zero variance) is never a peak.
+    roc = [float("nan") if row["roc"] is None else row["roc"] for row in table]
     # A peak: ROC higher than at the scale before and not lower than at the scale after.
     peaks = [i for i in range(2, len(table) - 1) if roc[i] > roc[i - 1] and roc[i] >= roc[i + 1]]
     candidates = [table[i]["scale"] for i in peaks] or [row["scale"] for row in table[1:]]
