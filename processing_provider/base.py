@@ -2,7 +2,7 @@
 import contextlib
 import os
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingLayerPostProcessorInterface
+from qgis.core import QgsGeometry, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingLayerPostProcessorInterface
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import MineSARError
@@ -112,3 +112,10 @@ def user_errors():
         yield
     except MineSARError as error:
         raise QgsProcessingException(str(error)) from error
+
+
+def qgis_geometry(geometry):
+    """A shapely geometry as a QgsGeometry (3.22's fromWkb is an instance method)."""
+    result = QgsGeometry()
+    result.fromWkb(geometry.wkb)
+    return result

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -22,7 +21,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.interferogram import open_interferogram
 from ..ui.styles import style_detected_basins
-from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
+from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
 from .preprocessing_common import raster_path
 
 from ..models.registry import ARCHITECTURES
@@ -107,9 +106,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
         for basin in run.basins:
             feature = QgsFeature(basin_fields())
-            geometry = QgsGeometry()
-            geometry.fromWkb(basin.polygon.wkb)
-            feature.setGeometry(geometry)
+            feature.setGeometry(qgis_geometry(basin.polygon))
             feature.setAttributes([round(basin.score, 4), label, basin.area_m2, *dates])
             if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
                 raise QgsProcessingException(f"OUTPUT: could not write a basin ({sink.lastError()}).")

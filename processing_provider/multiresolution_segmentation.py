@@ -16,9 +16,8 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.segmentation.pipeline import segment_raster, segment_records
 from ..ui.styles import style_segments
-from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
+from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
 from .patch_parameters import (add_band_parameters, add_segmentation_parameters, bands_and_weights, image_layer,
-                               qgis_geometry,
                                segmentation_parameters)
 
 

@@ -115,8 +115,3 @@ def write_report(path, report):
         return write_json_report(path, report)
 
 
-def qgis_geometry(geometry):
-    """A shapely geometry as a QgsGeometry (3.22's fromWkb is an instance method)."""
-    result = QgsGeometry()
-    result.fromWkb(geometry.wkb)
-    return result

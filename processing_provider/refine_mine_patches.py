@@ -24,9 +24,8 @@ from ..core.segmentation.area_control import ACCUMULATE, PAPER_P_INTSCT
 from ..core.segmentation.grid import Grid, burn
 from ..core.segmentation.pipeline import preliminary_mask, refine_patches
 from ..ui.styles import style_refined_patches
-from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
+from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
 from .patch_parameters import (add_band_parameters, add_segmentation_parameters, bands_and_weights, image_layer,
-                               qgis_geometry,
                                segmentation_parameters, shapely_polygons, write_report)
 
 

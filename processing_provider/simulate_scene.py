@@ -5,7 +5,6 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -21,7 +20,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.simulation.generate import simulate_scene
 from ..ui.styles import style_coherence, style_truth_polygons, style_wrapped_phase
-from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
+from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
 from .simulation_parameters import RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from
 
 def truth_fields() -> QgsFields:
@@ -92,8 +91,7 @@ class SimulateSceneAlgorithm(MineSARAlgorithm):
                                              QgsWkbTypes.MultiPolygon, crs)
         for item in truth:
             feature = QgsFeature(truth_fields())
-            geometry = QgsGeometry()
-            geometry.fromWkb(item.geometry.wkb)
+            geometry = qgis_geometry(item.geometry)
             geometry.convertToMultiType()
             feature.setGeometry(geometry)
             feature.setAttributes([item.identifier, item.label, item.kind, float(item.depth_mm),
