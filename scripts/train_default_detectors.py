@@ -94,7 +94,10 @@ def main():
         max_iterations = max(20, int(args.minutes * 60 / per_iteration))
         print(f"{per_iteration:.2f} s per iteration: {max_iterations} iterations fit in {args.minutes} min", flush=True)
 
-    command = "scripts/train_default_detectors.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    # Paths inside this checkout are stored relative to it: the command must not name this machine.
+    arguments = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT + os.sep) else a
+                 for a in sys.argv[1:]]
+    command = "scripts/train_default_detectors.py " + " ".join(shlex.quote(a) for a in arguments)
     last = [0.0]
 
     # A machine busier than when the probe ran must not overrun the budget: past it, the run is
