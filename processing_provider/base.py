@@ -119,3 +119,16 @@ def qgis_geometry(geometry):
     result = QgsGeometry()
     result.fromWkb(geometry.wkb)
     return result
+
+
+def require_torch(task: str) -> None:
+    """A clear error, naming the Python to install into, when the deep-learning steps cannot run.
+    QGIS desktop runs the system Python, which often lacks PyTorch."""
+    import sys
+
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as error:
+        raise QgsProcessingException(f"{task} needs PyTorch and torchvision ({error}); install them "
+                                     f"for the Python of QGIS ({sys.executable}).") from error

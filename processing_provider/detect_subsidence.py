@@ -1,6 +1,5 @@
 """minesar:detectsubsidence: every mining-subsidence basin of an interferogram as a scored polygon."""
 import os
-import sys
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -20,11 +19,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.interferogram import open_interferogram
-from ..ui.styles import style_detected_basins
-from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
-from .preprocessing_common import raster_path
-
 from ..models.registry import ARCHITECTURES
+from ..ui.styles import style_detected_basins
+from .base import MineSARAlgorithm, progress_for, qgis_geometry, require_torch, style_when_loaded, user_errors
+from .preprocessing_common import raster_path
 
 
 def basin_fields() -> QgsFields:
@@ -73,14 +71,10 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("BASINS", "Basins found"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        try:
-            from ..models.checkpoint import checkpoint_for, load_detector
-            from ..models.device import resolve_device
-            from ..models.inference import detect_interferogram
-            import torch  # noqa: F401  (the models import it lazily; check it is there now)
-        except ImportError as error:
-            raise QgsProcessingException(f"Detection needs PyTorch and torchvision ({error}); install them "
-                                         f"for the Python of QGIS ({sys.executable}).") from error
+        require_torch("Detection")
+        from ..models.checkpoint import checkpoint_for, load_detector
+        from ..models.device import resolve_device
+        from ..models.inference import detect_interferogram
 
         path = raster_path(self, parameters, "INPUT", context)
         model_name = self.parameterAsString(parameters, "MODEL", context).strip()

@@ -1,6 +1,5 @@
 """minesar:evaluatemodel: score a detector checkpoint on a dataset split (the papers' metrics)."""
 import math
-import sys
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -24,7 +23,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.dataset.layout import SPLITS
-from .base import MineSARAlgorithm, progress_for, user_errors
+from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
 
 class EvaluateModelAlgorithm(MineSARAlgorithm):
     _name = "evaluatemodel"
@@ -75,14 +74,11 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name.upper(), name))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        try:
-            from ..models.checkpoint import checkpoint_for, load_detector
-            from ..models.data import open_dataset
-            from ..models.device import resolve_device
-            from ..models.evaluation import BASIN_RULE, evaluate_model, metric_rows, write_report
-        except ImportError as error:
-            raise QgsProcessingException(f"Evaluation needs PyTorch and torchvision ({error}); install them "
-                                         f"for the Python of QGIS ({sys.executable}).") from error
+        require_torch("Evaluation")
+        from ..models.checkpoint import checkpoint_for, load_detector
+        from ..models.data import open_dataset
+        from ..models.device import resolve_device
+        from ..models.evaluation import BASIN_RULE, evaluate_model, metric_rows, write_report
         model_name = self.parameterAsFile(parameters, "MODEL", context).strip()
         folder = self.parameterAsFile(parameters, "DATASET", context)
         split = self.parameterAsEnumString(parameters, "SPLIT", context) or "test"

@@ -23,6 +23,7 @@ from ..ui.styles import style_coherence, style_truth_polygons, style_wrapped_pha
 from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
 from .simulation_parameters import RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from
 
+
 def truth_fields() -> QgsFields:
     fields = QgsFields()
     fields.append(QgsField("id", QVariant.Int))

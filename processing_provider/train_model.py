@@ -1,5 +1,4 @@
 """minesar:trainmodel: train a registered detector on a dataset folder into a checkpoint file."""
-import sys
 
 from qgis.core import (
     QgsProcessingException,
@@ -13,7 +12,7 @@ from qgis.core import (
 )
 
 from ..models.registry import ARCHITECTURES
-from .base import MineSARAlgorithm, progress_for, user_errors
+from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
 
 ARCHITECTURE_NAMES = tuple(ARCHITECTURES)
 
@@ -64,14 +63,11 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("ITERATIONS", "Iterations run"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        try:
-            from ..models.data import open_dataset
-            from ..models.device import resolve_device
-            from ..models.registry import build_detector
-            from ..models.training import seed_everything, train
-        except ImportError as error:
-            raise QgsProcessingException(f"Training needs PyTorch and torchvision ({error}); install them "
-                                         f"for the Python of QGIS ({sys.executable}).") from error
+        require_torch("Training")
+        from ..models.data import open_dataset
+        from ..models.device import resolve_device
+        from ..models.registry import build_detector
+        from ..models.training import seed_everything, train
         folder = self.parameterAsFile(parameters, "DATASET", context)
         architecture = self.parameterAsEnumString(parameters, "ARCHITECTURE", context) or "maskrcnn_light"
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)

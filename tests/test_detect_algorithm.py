@@ -114,3 +114,13 @@ def test_the_shipped_yolobasin_finds_clear_basins_across_tiles(detect, tmp_path)
     false_alarms = sum(best_iou(polygon, basins) < 0.1 for polygon in found)
     assert matched >= len(basins) - 1, (matched, len(basins))
     assert false_alarms <= 1, false_alarms
+
+
+def test_without_pytorch_the_deep_learning_steps_say_what_to_install(monkeypatch):
+    import sys
+
+    from minesar.processing_provider.base import require_torch
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # an import of it now fails
+    with pytest.raises(QgsProcessingException, match=r"Detection needs PyTorch and torchvision .*install them"):
+        require_torch("Detection")
