@@ -30,8 +30,9 @@ class SimulateOpticalScenesAlgorithm(MineSARAlgorithm):
         "<b>Folder</b>: images/ (the scenes), masks/ (truth: 1 coal gangue, 2 iron ore, 3 clay, "
         "4 sandstone), preliminary/ (a deliberately imperfect first mask: wobbly edges, holes, "
         "fragments, false blobs, a missed small patch), landcover/ (ESA WorldCover codes at 10 m; "
-        "mines are bare/sparse 60), patches.gpkg (truth polygons with their kind; confusers), "
-        "split.json and dataset.json. The same SEED gives the same scenes."
+        "mines are bare/sparse 60), dem/ (terrain heights in metres on the image grid), patches.gpkg (truth "
+        "polygons with their kind; confusers), split.json and dataset.json (with each scene's sun azimuth and "
+        "elevation, for the DEM's terrain shadows). The same SEED gives the same scenes."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)

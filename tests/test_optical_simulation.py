@@ -146,5 +146,16 @@ def test_processing_writes_the_scene_folder(minesar_provider, tmp_path):
     truth = gdal.Open(str(folder / "masks" / "scene_000001.tif")).ReadAsArray()
     assert np.array_equal(target.ReadAsArray(), truth) and truth.max() >= 1
     assert vector.GetLayerByName("confusers") is not None
+    # The DEM and the sun in dataset.json are the ones that lit the scene: its shadowed slopes are dark.
+    from minesar.core.segmentation.terrain import illumination
+
+    dem = gdal.Open(str(folder / "dem" / "scene_000001.tif"))
+    assert dem.GetGeoTransform() == image.GetGeoTransform() and dem.GetRasterBand(1).DataType == gdal.GDT_Float32
+    sun = description["scenes"][1]
+    assert 120 <= sun["sun_azimuth_deg"] <= 240 and 18 <= sun["sun_elevation_deg"] <= 35
+    lit = illumination(dem.ReadAsArray(), dem.GetGeoTransform(), sun["sun_azimuth_deg"], sun["sun_elevation_deg"])
+    ground = truth == 0
+    brightness = image.ReadAsArray().astype(float).sum(axis=0)
+    assert brightness[ground & (lit < 0.4)].mean() < 0.7 * brightness[ground & (lit > 1.0)].mean()
     split = json.loads((folder / "split.json").read_text())
     assert sorted(split["train"] + split["val"] + split["test"]) == [f"images/scene_00000{i}.tif" for i in range(3)]

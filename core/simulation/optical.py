@@ -16,7 +16,7 @@ roofs, a missed small patch — like a network's first answer, for the boundary-
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -95,6 +95,9 @@ class OpticalScene:
     patches: List[Patch]
     confusers: List[Tuple[str, object]] = field(default_factory=list)  # (kind, pixel polygon)
     preliminary_notes: Dict[str, int] = field(default_factory=dict)
+    dem: Optional[np.ndarray] = None  # float32 (rows, cols) terrain height in metres
+    sun_azimuth_deg: float = 180.0  # clockwise from north, where the light comes from
+    sun_elevation_deg: float = 45.0
 
 
 def _irregular_polygon(rng, centre, area_px: float, vertices: int = 32) -> Polygon:
@@ -209,7 +212,8 @@ def simulate_optical_scene(recipe: OpticalRecipe, rng: np.random.Generator) -> O
     factor = landcover_factor(p)
     landcover = _majority(classes, factor)
     preliminary, notes = imperfect_mask(truth > 0, patches, confusers, shade, rng)
-    return OpticalScene(image, truth, preliminary, landcover, factor, patches, confusers, notes)
+    return OpticalScene(image, truth, preliminary, landcover, factor, patches, confusers, notes,
+                        dem.astype(np.float32), math.degrees(azimuth), math.degrees(elevation))
 
 
 def _add_cropland(rng, shape, classes, occupied, confusers, paint):

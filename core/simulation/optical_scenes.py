@@ -6,6 +6,8 @@
     masks/NAME.tif          uint8 truth: 0 background, 1 coal gangue, 2 iron ore, 3 clay, 4 sandstone
     preliminary/NAME.tif    uint8 imperfect first answer (1 = mine patch)
     landcover/NAME.tif      uint8 ESA WorldCover codes at ≈10 m (a whole number of image pixels)
+    dem/NAME.tif            float32 terrain height (m) on the image grid; the sun's azimuth and
+                            elevation that lit the scene are in dataset.json (per scene)
     patches.gpkg            layers "patches" (scene, patch_id, kind, kind_code, area_m2) and
                             "confusers" (scene, kind): shadows aside, what looks like a mine and is not
 """
@@ -67,7 +69,7 @@ def simulate_optical_scenes(folder: str, recipe: OpticalRecipe, count: int, seed
     if count < 1:
         raise MineSARError("The number of scenes to simulate must be at least 1.")
     staged = StagedFolder(folder)
-    staged.create(("images", "masks", "preliminary", "landcover"))
+    staged.create(("images", "masks", "preliminary", "landcover", "dem"))
     try:
         crs_wkt = epsg_wkt(OPTICAL_EPSG)
         srs = osr.SpatialReference()
@@ -97,6 +99,8 @@ def simulate_optical_scenes(folder: str, recipe: OpticalRecipe, count: int, seed
             coarse = (geotransform[0], geotransform[1] * factor, 0.0, geotransform[3], 0.0, geotransform[5] * factor)
             _write(os.path.join(staged.path, "landcover", name + ".tif"), [scene.landcover], gdal.GDT_Byte, coarse,
                    crs_wkt, ("ESA WorldCover class",), WORLDCOVER_COLOURS)
+            _write(os.path.join(staged.path, "dem", name + ".tif"), [scene.dem], gdal.GDT_Float32, geotransform,
+                   crs_wkt, ("height (m)",))
             to_map = [geotransform[1], 0.0, 0.0, geotransform[5], geotransform[0], geotransform[3]]
             for patch in scene.patches:
                 patch_id += 1
@@ -116,7 +120,9 @@ def simulate_optical_scenes(folder: str, recipe: OpticalRecipe, count: int, seed
                 confuser_layer.CreateFeature(feature)
             scenes.append({"name": name, "patches": len(scene.patches),
                            "kinds": sorted({p.kind for p in scene.patches}),
-                           "preliminary_errors": scene.preliminary_notes})
+                           "preliminary_errors": scene.preliminary_notes,
+                           "sun_azimuth_deg": round(scene.sun_azimuth_deg, 3),
+                           "sun_elevation_deg": round(scene.sun_elevation_deg, 3)})
         vector = None
         splits = assign_splits([s["name"] for s in scenes], seed, split_fractions)
         listing = {s: [f"images/{scene['name']}.tif" for scene in scenes if splits[scene["name"]] == s] for s in SPLITS}
