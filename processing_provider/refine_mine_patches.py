@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.segmentation.area_control import ACCUMULATE, PAPER_P_INTSCT
+from ..core.segmentation.area_control import ACCUMULATE, PAPER_P_INTSCT, SHADOW_ILLUMINATION
 from ..core.segmentation.grid import Grid, burn
 from ..core.segmentation.pipeline import preliminary_mask, refine_patches
 from ..ui.styles import style_refined_patches
@@ -49,6 +49,12 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
         "nearly every segment touched.\n\n"
         "With LANDCOVER (ESA WorldCover codes, any resolution and CRS), segments touching built-up (50), "
         "cropland (40) or water (80) are dropped; patches smaller than MIN_AREA (m², default 50) too.\n\n"
+        "With a DEM (heights in metres, any resolution and CRS) and the sun's SUN_AZIMUTH (degrees clockwise from "
+        "north) and SUN_ELEVATION at acquisition time (in the image's metadata), patches of which more than half "
+        "lies in terrain shadow are dropped: mountain shadows are the main false alarm for dark coal gangue. "
+        "A slope is in shadow when its illumination, cos(incidence) / sin(elevation) (1 on flat ground, the "
+        "normalised hillshade), is below SHADOW_ILLUMINATION (advanced, default 0.4). Cast shadows are not "
+        "traced.\n\n"
         "Output: the refined patches (PATCH_ID, AREA m², PERIMETER m) in the image's CRS, the threshold used "
         "(P_INTSCT), counts, and optionally a JSON REPORT."
     )
@@ -68,6 +74,19 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
                                                             optional=True))
         self.addParameter(QgsProcessingParameterNumber("MIN_AREA", "Minimum patch area (m²)",
                                                        QgsProcessingParameterNumber.Double, 50.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterRasterLayer("DEM", "DEM for terrain shadows (metres, optional)",
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterNumber("SUN_AZIMUTH", "Sun azimuth (degrees from north, with DEM)",
+                                                       QgsProcessingParameterNumber.Double, None, optional=True,
+                                                       minValue=0.0, maxValue=360.0))
+        self.addParameter(QgsProcessingParameterNumber("SUN_ELEVATION", "Sun elevation (degrees, with DEM)",
+                                                       QgsProcessingParameterNumber.Double, None, optional=True,
+                                                       minValue=0.0, maxValue=90.0))
+        shadow = QgsProcessingParameterNumber("SHADOW_ILLUMINATION", "Shadow below illumination (1 = flat ground)",
+                                              QgsProcessingParameterNumber.Double, SHADOW_ILLUMINATION,
+                                              minValue=0.0, maxValue=1.0)
+        shadow.setFlags(shadow.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(shadow)
         add_band_parameters(self)
         add_segmentation_parameters(self)
         accumulate = QgsProcessingParameterEnum("ACCUMULATE", "Calibration accumulates", list(ACCUMULATE),
@@ -80,7 +99,8 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
                                                                 optional=True, createByDefault=False))
         for name, description in (("P_INTSCT_USED", "p_intsct used"), ("PATCHES", "Refined patches"),
                                   ("SEGMENTS", "Segments"), ("DROPPED_LANDCOVER", "Segments dropped by land cover"),
-                                  ("DROPPED_SMALL", "Patches below the minimum area")):
+                                  ("DROPPED_SMALL", "Patches below the minimum area"),
+                                  ("DROPPED_SHADOW", "Patches dropped as terrain shadow")):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
@@ -92,6 +112,17 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
             raise QgsProcessingException("PRELIMINARY: the layer could not be opened.")
         reference_source = self.parameterAsSource(parameters, "REFERENCE", context)
         landcover = self.parameterAsRasterLayer(parameters, "LANDCOVER", context)
+        dem = self.parameterAsRasterLayer(parameters, "DEM", context)
+        sun = {}
+        for name in ("SUN_AZIMUTH", "SUN_ELEVATION"):
+            given = parameters.get(name) not in (None, "")
+            sun[name] = self.parameterAsDouble(parameters, name, context) if given else None
+        if dem is not None and None in sun.values():
+            raise QgsProcessingException(f"DEM {dem.source()}: give SUN_AZIMUTH and SUN_ELEVATION too (from the "
+                                         "image's metadata); without them the terrain shadows cannot be placed.")
+        if dem is None and any(v is not None for v in sun.values()):
+            feedback.pushWarning("SUN_AZIMUTH/SUN_ELEVATION are used only with a DEM; none given, so no terrain "
+                                 "shadow is removed.")
         with user_errors():
             grid = Grid.of_raster(layer.source())
             if preliminary.type() == QgsMapLayerType.RasterLayer:
@@ -110,7 +141,10 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
                 accumulate=ACCUMULATE[self.parameterAsEnum(parameters, "ACCUMULATE", context)],
                 landcover=landcover.source() if landcover is not None else None,
                 min_area=self.parameterAsDouble(parameters, "MIN_AREA", context),
-                tile=self.parameterAsInt(parameters, "TILE_SIZE", context), progress=progress_for(feedback))
+                tile=self.parameterAsInt(parameters, "TILE_SIZE", context), progress=progress_for(feedback),
+                dem=dem.source() if dem is not None else None, sun_azimuth_deg=sun["SUN_AZIMUTH"],
+                sun_elevation_deg=sun["SUN_ELEVATION"],
+                shadow_illumination=self.parameterAsDouble(parameters, "SHADOW_ILLUMINATION", context))
         fields = QgsFields()
         for name, kind in (("PATCH_ID", QVariant.Int), ("AREA", QVariant.Double), ("PERIMETER", QVariant.Double)):
             fields.append(QgsField(name, kind))
@@ -129,7 +163,8 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
         style_when_loaded(context, sink_id, "Refined mine patches", style_refined_patches)
         outputs = {"OUTPUT": sink_id, "P_INTSCT_USED": report["p_intsct"], "PATCHES": report["patches"],
                    "SEGMENTS": report["segments"], "DROPPED_LANDCOVER": report.get("segments_dropped_landcover", 0),
-                   "DROPPED_SMALL": report["patches_dropped_small"]}
+                   "DROPPED_SMALL": report["patches_dropped_small"],
+                   "DROPPED_SHADOW": report.get("patches_dropped_shadow", 0)}
         if report_path:
             outputs["REPORT"] = report_path
         return outputs

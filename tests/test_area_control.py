@@ -127,3 +127,43 @@ def test_holes_are_filled_where_the_segments_say_so():
     assert np.array_equal(plain.mask, preliminary)  # both 25-pixel holes are segments of their own
     told = refine(segmentation.labels, preliminary, 0.5, 1.0, min_area=10.0, segmentation=segmentation)
     assert np.array_equal(told.mask, pit & ~pond) and told.report["holes_filled"] == 1
+
+
+def test_a_hole_within_the_patch_own_spread_is_filled_a_pond_is_not():
+    # A pit of 5 × 5 blocks of 700 and 1100 (mean 900, σ 200) on ground of 300, large enough that
+    # merging a 10 × 10 clump of 1250 into it costs far more than scale² (n·σ grows with the pit),
+    # though 1250 lies within three of the pit's σ. A pond of 200 lies 3.5 σ away and stays a hole.
+    image = np.full((1, 80, 80), 300.0)
+    yy, xx = np.mgrid[:80, :80]
+    pit = (yy >= 10) & (yy < 70) & (xx >= 10) & (xx < 70)
+    image[0][pit] = np.where(((yy // 5 + xx // 5) % 2 == 0), 700.0, 1100.0)[pit]
+    clump = (yy >= 20) & (yy < 30) & (xx >= 20) & (xx < 30)
+    pond = (yy >= 45) & (yy < 55) & (xx >= 45) & (xx < 55)
+    image[0][clump], image[0][pond] = 1250.0, 200.0
+    segmentation = segment(image, MRSParameters(scale=60.0, shape=0.0))
+    assert np.unique(segmentation.labels[clump]).size == 1 and np.unique(segmentation.labels[pond]).size == 1
+    preliminary = pit & ~clump & ~pond
+    told = refine(segmentation.labels, preliminary, 0.5, 1.0, min_area=10.0, segmentation=segmentation)
+    assert np.array_equal(told.mask, pit & ~pond) and told.report["holes_filled"] == 1
+
+
+def test_patches_mostly_in_terrain_shadow_are_dropped():
+    image, truth, small, preliminary = patch_scene()
+    labels = segment(image, MRSParameters(scale=60.0, shape=0.1, compactness=0.5), tile=32).labels
+    lit = np.ones(truth.shape, dtype=np.float32)
+    unchanged = refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit)
+    assert np.array_equal(unchanged.mask, truth | small) and unchanged.report["patches_dropped_shadow"] == 0
+    # The small pit in shadow goes; the big pit keeps its patch with 40 % of it in shadow.
+    lit[0:15, 75:90] = 0.2
+    lit[20:36, 20:60] = 0.3
+    lit[36:60, 20:60] = np.nan  # no DEM there: not shadow
+    shaded = refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit)
+    assert np.array_equal(shaded.mask, truth) and shaded.report["patches_dropped_shadow"] == 1
+    # The threshold decides what is dark: at 0.25 the big pit's 0.3 is lit, at 0.35 it is not (> half).
+    lit[36:60, 20:60] = 0.3
+    assert refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit,
+                  shadow_illumination=0.25).report["patches_dropped_shadow"] == 1
+    assert refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit,
+                  shadow_illumination=0.35).report["patches"] == 0
+    with pytest.raises(MineSARError, match="illumination grid"):
+        refine(labels, preliminary, 0.5, 1.0, illumination=lit[:-1])

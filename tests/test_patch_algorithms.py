@@ -217,3 +217,45 @@ def test_outputs_come_in_named_and_styled(minesar_provider, gf2, tmp_path, qgis_
     layers = run_like_the_toolbox("minesar:multiresolutionsegmentation", {
         "INPUT": image, "SCALE": 80.0, "OUTPUT": str(tmp_path / "segments.gpkg")}, ["OUTPUT"])
     assert layers["Segments"].renderer().symbol().symbolLayer(0).strokeColor().name() == "#ffff00"
+
+
+@pytest.fixture(scope="module")
+def mountains(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gf2") / "mountains"
+    # Steep relief and a low sun: the first mask calls a mountain shadow a mine (seed 2).
+    recipe = OpticalRecipe(rows=256, cols=256, patch_count=(3, 4), patch_area_m2=(400.0, 6000.0), relief_m=120.0)
+    simulate_optical_scenes(str(folder), recipe, 1, seed=2)
+    return folder
+
+
+def test_a_dem_and_the_sun_remove_mountain_shadows(run, mountains, tmp_path):
+    from minesar.core.segmentation.terrain import illumination
+
+    image = str(mountains / "images" / f"{SCENE}.tif")
+    dem = str(mountains / "dem" / f"{SCENE}.tif")
+    grid = Grid.of_raster(image)
+    truth_ids = ndimage.label(gdal.Open(str(mountains / "masks" / f"{SCENE}.tif")).ReadAsArray() > 0)[0]
+    sun = json.loads((mountains / "dataset.json").read_text())["scenes"][0]
+    common = {"INPUT": image, "PRELIMINARY": str(mountains / "preliminary" / f"{SCENE}.tif"), "SCALE": 30.0,
+              "SHAPE": 0.5, "COMPACTNESS": 0.5, "P_INTSCT": 0.4,
+              "LANDCOVER": str(mountains / "landcover" / f"{SCENE}.tif")}
+    plain = run("refineminepatches", dict(common, OUTPUT=str(tmp_path / "plain.gpkg")))
+    shaded = run("refineminepatches", dict(common, DEM=dem, SUN_AZIMUTH=sun["sun_azimuth_deg"],
+                                           SUN_ELEVATION=sun["sun_elevation_deg"], OUTPUT=str(tmp_path / "dem.gpkg")))
+    assert plain["DROPPED_SHADOW"] == 0 and shaded["DROPPED_SHADOW"] >= 1
+    before, after = evaluate(mask_of(plain["OUTPUT"], grid), truth_ids), evaluate(mask_of(shaded["OUTPUT"], grid), truth_ids)
+    assert after.users_accuracy > before.users_accuracy + 0.2 and after.f1 > before.f1 + 0.1
+    assert after.producers_accuracy > before.producers_accuracy - 0.02  # the mines on dark slopes stay
+    lit = illumination(gdal.Open(dem).ReadAsArray(), grid.geotransform, sun["sun_azimuth_deg"], sun["sun_elevation_deg"])
+    patches = ndimage.label(mask_of(shaded["OUTPUT"], grid))[0]
+    share_dark = ndimage.mean(lit < 0.4, patches, index=np.arange(1, patches.max() + 1))
+    assert np.all(share_dark <= 0.5)
+
+    with pytest.raises(QgsProcessingException, match="SUN_AZIMUTH and SUN_ELEVATION"):
+        run("refineminepatches", dict(common, DEM=dem, OUTPUT=str(tmp_path / "x.gpkg")))
+    far = tmp_path / "far_dem.tif"
+    write_geotiff(far, np.zeros((10, 10), np.float32), gdal.GDT_Float32)  # UTM 50N, far from the scene
+    with pytest.raises(QgsProcessingException, match="far_dem.tif: the DEM has no height on the image"):
+        run("refineminepatches", dict(common, DEM=str(far), SUN_AZIMUTH=180.0, SUN_ELEVATION=30.0,
+                                      OUTPUT=str(tmp_path / "y.gpkg")))
+    assert not (tmp_path / "x.gpkg").exists() and not (tmp_path / "y.gpkg").exists()

@@ -7,7 +7,10 @@ calibrated on reference patches: sort the segments touching them by p_intsct (de
 accumulate ΣA_intsct, and take the p_intsct where |ΣA_intsct − ΣA_ref| is least (paper: 21.5 %).
 The kept segments are merged with their neighbours, those touching excluded land cover and
 patches below a minimum area are dropped; a hole inside a patch survives only where a segment
-the preliminary mask hardly covers says the ground there is different.
+the preliminary mask hardly covers says the ground there is different. Given the terrain's
+illumination (``terrain.illumination``), patches lying mostly in terrain shadow are dropped: a
+mountain shadow is the paper's main false alarm for dark coal gangue, and no segment boundary can
+tell the two apart, since the preliminary mask covers a shadow's segments whole.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence
@@ -20,6 +23,13 @@ from ..errors import MineSARError
 PAPER_P_INTSCT = 0.215
 # ESA WorldCover: cropland, built-up, permanent water bodies.
 EXCLUDED_LANDCOVER = (40, 50, 80)
+# Illumination (cos i / sin e, 1 on flat ground) below which a slope counts as in shadow.
+SHADOW_ILLUMINATION = 0.4
+# A hole whose mean colour lies within this many of the enclosing patch's own standard deviations
+# (in every weighted band) is ground like the patch: a textured pit's clump, not a pond. Three
+# sigma, the range nearly all of a patch's own pixels fall in; at two, two clumps of large iron-ore
+# pits stayed holes in bench/mine_patches.py.
+HOLE_SPREAD = 3.0
 
 
 @dataclass
@@ -93,15 +103,20 @@ class Refinement:
 
 def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_area: float,
            landcover: Optional[np.ndarray] = None, excluded_codes: Sequence[int] = EXCLUDED_LANDCOVER,
-           min_area: float = 50.0, fill_below: Optional[float] = None, segmentation=None) -> Refinement:
+           min_area: float = 50.0, fill_below: Optional[float] = None, segmentation=None,
+           illumination: Optional[np.ndarray] = None,
+           shadow_illumination: float = SHADOW_ILLUMINATION) -> Refinement:
     """Keep segments with p_intsct ≥ the threshold, drop those touching excluded land cover, merge
-    neighbours into patches, fill holes and drop patches below ``min_area`` (map units²).
+    neighbours into patches, fill holes and drop patches below ``min_area`` (map units²) and, given
+    the terrain ``illumination`` on the same grid (NaN = unknown), patches of which more than half
+    the pixels are lit below ``shadow_illumination``.
 
     A hole is filled when it is smaller than ``fill_below`` (default ``min_area``) or, given the
-    ``segmentation`` (its region statistics and parameters), when the segments in it would merge
-    with the patch around them by the segmentation's own colour criterion, (1 − shape)·h_color <
-    scale²: a textured pit's odd segment that the preliminary hole happened to cover goes back into
-    the pit, a pond inside it stays a hole."""
+    ``segmentation`` (its region statistics and parameters), when the ground in it is like the patch
+    around it: its segments would merge with the patch by the segmentation's own colour criterion,
+    (1 − shape)·h_color < scale², or its mean colour lies within ``HOLE_SPREAD`` of the patch's own
+    standard deviations in every band. A textured pit's odd clump that the preliminary hole happened
+    to cover goes back into the pit; a pond inside it stays a hole."""
     if not 0.0 <= p_intsct <= 1.0:
         raise MineSARError(f"p_intsct {p_intsct} must be a proportion between 0 and 1.")
     count = int(labels.max()) + 1
@@ -134,6 +149,15 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
     large = sizes >= min_pixels
     large[0] = False
     report["patches_dropped_small"] = int((~large[1:]).sum())
+    if illumination is not None:
+        if illumination.shape != labels.shape:
+            raise MineSARError(f"The illumination grid {illumination.shape} is not the image's {labels.shape}.")
+        dark = np.bincount(patches.ravel(), weights=(illumination < shadow_illumination).ravel(),
+                           minlength=patch_count + 1)
+        shadowed = dark > 0.5 * sizes
+        shadowed[0] = False
+        report["patches_dropped_shadow"] = int((shadowed & large).sum())
+        large &= ~shadowed
     mask = large[patches]
     renumber = np.zeros(patch_count + 1, dtype=np.int32)
     renumber[large] = np.arange(1, int(large.sum()) + 1)
@@ -177,5 +201,13 @@ def _holes_alike(labels, mask, hole_labels, hole_count, segmentation) -> np.ndar
     h_colour = (colour(hole_n + patch_n[around], hole_s + patch_s[around], hole_ss + patch_ss[around])
                 - colour(hole_n, hole_s, hole_ss) - colour(patch_n[around], patch_s[around], patch_ss[around]))
     alike = (1.0 - params.shape) * h_colour < float(params.scale) ** 2
+    # Within the patch's own spread: a clump of a textured pit, which the merge cost (a large patch's
+    # n·σ grows with any addition) can refuse although the patch holds pixels like it everywhere.
+    n_hole, n_patch = np.maximum(hole_n, 1e-12)[:, None], np.maximum(patch_n[around], 1e-12)[:, None]
+    mean_hole, mean_patch = hole_s / n_hole, patch_s[around] / n_patch
+    spread = np.sqrt(np.clip(patch_ss[around] / n_patch - mean_patch ** 2, 0.0, None))
+    weighted = np.asarray(segmentation.weights) > 0
+    within = np.abs(mean_hole - mean_patch) <= HOLE_SPREAD * spread
+    alike |= np.all(within[:, weighted], axis=1)
     alike &= around > 0
     return alike

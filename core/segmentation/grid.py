@@ -100,6 +100,23 @@ def polygons(labels: np.ndarray, grid: Grid, mask: Optional[np.ndarray] = None) 
 
 def aligned(path: str, grid: Grid, what: str) -> np.ndarray:
     """Band 1 of a raster resampled (nearest) onto ``grid``; outside its footprint: 0."""
+    array, nodata = _warped(path, grid, what, "near", gdal.GDT_Int32)
+    if nodata is not None:
+        array = np.where(array == nodata, 0, array)
+    return array.astype(np.int32)
+
+
+def aligned_values(path: str, grid: Grid, what: str) -> np.ndarray:
+    """Band 1 of a continuous raster (a DEM) resampled bilinearly onto ``grid``, float64; NaN
+    outside its footprint and at its nodata."""
+    array, nodata = _warped(path, grid, what, "bilinear", gdal.GDT_Float64, fill=np.nan)
+    array = array.astype(np.float64)
+    if nodata is not None:
+        array[array == nodata] = np.nan
+    return array
+
+
+def _warped(path: str, grid: Grid, what: str, resample: str, output_type: int, fill=None):
     dataset = open_raster(path)
     info = describe(dataset)
     if info.geotransform is None or not info.crs_wkt:
@@ -112,16 +129,17 @@ def aligned(path: str, grid: Grid, what: str) -> np.ndarray:
         left, bottom, right, top = grid.bounds
         if min(xs) >= right or max(xs) <= left or min(ys) >= top or max(ys) <= bottom:
             raise MineSARError(f"{path}: the {what} raster does not overlap the image {grid.path}.")
+    nodata = info.nodata[0] if info.nodata else None
+    options = {}
+    if fill is not None:
+        # Cells outside the source come back as ``fill``; its own nodata is kept out of the average.
+        options = {"dstNodata": float(fill), "srcNodata": nodata}
     with _GdalFailures() as failures:
         # Debian 12's GDAL has no srcBands for Warp: take band 1 through a VRT first.
         first = gdal.Translate("", dataset, format="VRT", bandList=[1])
         warped = gdal.Warp("", first, format="MEM", width=grid.width, height=grid.height,
-                           outputBounds=grid.bounds, dstSRS=grid.crs_wkt, resampleAlg="near",
-                           outputType=gdal.GDT_Int32) if first is not None else None
+                           outputBounds=grid.bounds, dstSRS=grid.crs_wkt, resampleAlg=resample,
+                           outputType=output_type, **options) if first is not None else None
     if warped is None:
         raise MineSARError(f"{path}: the {what} raster could not be resampled onto the image ({failures.describe()}).")
-    array = warped.GetRasterBand(1).ReadAsArray()
-    nodata = info.nodata[0] if info.nodata else None
-    if nodata is not None:
-        array = np.where(array == nodata, 0, array)
-    return array.astype(np.int32)
+    return warped.GetRasterBand(1).ReadAsArray(), nodata

@@ -12,9 +12,9 @@ import numpy as np
 from ..errors import MineSARError
 from ..io.rasters import Window, describe, open_raster, read_window
 from ..progress import SILENT, Progress
-from .area_control import (EXCLUDED_LANDCOVER, PAPER_P_INTSCT, Calibration, Overlay, Refinement,
-                           calibrate_p_intsct, refine)
-from .grid import Grid, aligned, burn, polygons
+from .area_control import (EXCLUDED_LANDCOVER, PAPER_P_INTSCT, SHADOW_ILLUMINATION, Calibration, Overlay,
+                           Refinement, calibrate_p_intsct, refine)
+from .grid import Grid, aligned, aligned_values, burn, polygons
 from .mrs import DEFAULT_TILE, MRSParameters, Segmentation, segment_tiles
 from .scores import Scores, evaluate
 
@@ -86,9 +86,25 @@ def refine_patches(image: str, preliminary: np.ndarray, grid: Grid, params: MRSP
                    bands: Optional[Sequence[int]] = None, reference: Optional[np.ndarray] = None,
                    p_intsct: float = PAPER_P_INTSCT, accumulate: str = "segment",
                    landcover: Optional[str] = None, excluded_codes: Sequence[int] = EXCLUDED_LANDCOVER,
-                   min_area: float = 50.0, tile: int = DEFAULT_TILE, progress: Progress = SILENT) -> RefineResult:
+                   min_area: float = 50.0, tile: int = DEFAULT_TILE, progress: Progress = SILENT,
+                   dem: Optional[str] = None, sun_azimuth_deg: Optional[float] = None,
+                   sun_elevation_deg: Optional[float] = None,
+                   shadow_illumination: float = SHADOW_ILLUMINATION) -> RefineResult:
     """Segment ``image``, calibrate p_intsct on ``reference`` (patch ids on the grid) if given,
-    keep/merge/drop segments (area control), and return the refined patches as polygons."""
+    keep/merge/drop segments (area control), and return the refined patches as polygons. With a
+    ``dem`` and the sun's position, patches mostly in terrain shadow are dropped."""
+    illumination = None
+    if dem:
+        # Checked before the segmentation, which is the long part.
+        if sun_azimuth_deg is None or sun_elevation_deg is None:
+            raise MineSARError(f"{dem}: a DEM needs the sun's azimuth and elevation at acquisition time "
+                               "(from the image's metadata) to tell where the terrain shadows fall.")
+        heights = aligned_values(dem, grid, "DEM")
+        if not np.isfinite(heights).any():
+            raise MineSARError(f"{dem}: the DEM has no height on the image {grid.path} (all nodata there).")
+        from .terrain import illumination as terrain_illumination
+
+        illumination = terrain_illumination(heights, grid.geotransform, sun_azimuth_deg, sun_elevation_deg)
     _, segmentation, _ = segment_raster(image, params, bands, tile, progress.span(0.0, 0.8))
     calibration = None
     if reference is not None:
@@ -99,7 +115,8 @@ def refine_patches(image: str, preliminary: np.ndarray, grid: Grid, params: MRSP
     progress.update(0.85)
     cover = aligned(landcover, grid, "land cover") if landcover else None
     refinement = refine(segmentation.labels, preliminary, p_intsct, grid.pixel_area, cover, excluded_codes, min_area,
-                        segmentation=segmentation)
+                        segmentation=segmentation, illumination=illumination,
+                        shadow_illumination=shadow_illumination)
     progress.update(0.9)
     patches = polygons(refinement.patches, grid) if refinement.patches.any() else []
     report = dict(refinement.report, calibrated=calibration is not None, scale=params.scale, shape=params.shape,
