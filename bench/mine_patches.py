@@ -106,8 +106,8 @@ def quality(args):
           "no truth patch; F1 w/o: F1 without them)")
     report("preliminary", [score(scene.preliminary > 0, scene) for scene in test])
     # What the DEM alone does to the first answer: its pieces mostly in shadow dropped, nothing else.
-    report("preliminary, shadows dropped", [score(drop_shadowed(scene.preliminary > 0, lit(scene)), scene)
-                                            for scene in test])
+    report("preliminary, shadows dropped", [score(drop_shadowed(scene.preliminary > 0, lit(scene, recipe.pixel_size_m)),
+                                                  scene) for scene in test])
     for label, chosen in (("estimated", params), ("fixed", MRSParameters(scale=30.0, shape=0.5, compactness=0.5))):
         refine_held_out(f"{label} {chosen.scale:g}/{chosen.shape:g}/{chosen.compactness:g}", chosen, train, test, recipe)
     return params
@@ -193,6 +193,16 @@ def refine_held_out(label, params, train, test, recipe):
         report(f"{label[:14]} {name}"[:44], results)
     print(f"  ({label}: segmentation {seconds:.1f} s per scene; kept segments touching WorldCover 40/50/80: "
           f"{violations}; smallest refined patch {smallest:.0f} m²)")
+    # How much the choices of the shadow threshold and the hole spread matter (calibrated p, with DEM).
+    for option, values in (("shadow_illumination", (0.3, SHADOW_ILLUMINATION, 0.45, 0.6)),
+                           ("hole_spread", (2.0, 3.0))):
+        for value in values:
+            results = [score(refine(segmentation.labels, scene.preliminary, p_values["segment"],
+                                    recipe.pixel_size_m**2, landcover_on_grid(scene), EXCLUDED_LANDCOVER, 50.0,
+                                    segmentation=segmentation, illumination=illuminated, **{option: value}).mask,
+                             scene)
+                       for scene, segmentation, illuminated in zip(test, segmentations, illuminations)]
+            report(f"  + DEM, {option} {value:g}", results)
 
 
 def boundary_recall(labels, truth, tolerance=2):

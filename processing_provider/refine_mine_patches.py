@@ -50,8 +50,9 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
         "With LANDCOVER (ESA WorldCover codes, any resolution and CRS), segments touching built-up (50), "
         "cropland (40) or water (80) are dropped; patches smaller than MIN_AREA (m², default 50) too.\n\n"
         "With a DEM (heights in metres, any resolution and CRS) and the sun's SUN_AZIMUTH (degrees clockwise from "
-        "north) and SUN_ELEVATION at acquisition time (in the image's metadata), patches of which more than half "
-        "lies in terrain shadow are dropped: mountain shadows are the main false alarm for dark coal gangue. "
+        "north) and SUN_ELEVATION at acquisition time (in the image's metadata), a patch of which more than half "
+        "lies in terrain shadow loses its mostly shadowed segments: mountain shadows are the main false alarm for "
+        "dark coal gangue. A lit mine beside a shadow keeps its own segments; a mine only partly in shadow stays. "
         "A slope is in shadow when its illumination, cos(incidence) / sin(elevation) (1 on flat ground, the "
         "normalised hillshade), is below SHADOW_ILLUMINATION (advanced, default 0.4). Cast shadows are not "
         "traced.\n\n"
@@ -81,7 +82,7 @@ class RefineMinePatchesAlgorithm(MineSARAlgorithm):
                                                        minValue=0.0, maxValue=360.0))
         self.addParameter(QgsProcessingParameterNumber("SUN_ELEVATION", "Sun elevation (degrees, with DEM)",
                                                        QgsProcessingParameterNumber.Double, None, optional=True,
-                                                       minValue=0.0, maxValue=90.0))
+                                                       minValue=0.1, maxValue=90.0))
         shadow = QgsProcessingParameterNumber("SHADOW_ILLUMINATION", "Shadow below illumination (1 = flat ground)",
                                               QgsProcessingParameterNumber.Double, SHADOW_ILLUMINATION,
                                               minValue=0.0, maxValue=1.0)

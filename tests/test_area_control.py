@@ -145,6 +145,21 @@ def test_a_hole_within_the_patch_own_spread_is_filled_a_pond_is_not():
     preliminary = pit & ~clump & ~pond
     told = refine(segmentation.labels, preliminary, 0.5, 1.0, min_area=10.0, segmentation=segmentation)
     assert np.array_equal(told.mask, pit & ~pond) and told.report["holes_filled"] == 1
+    # An island of the ground around the pit (ground 300 ± 10, the island 320: 2.9 σ off the pit's
+    # mean, 2 of the ground's σ off its mean) stays a hole, though it lies within the pit's spread.
+    image[0][~pit] += np.random.default_rng(1).normal(0.0, 10.0, int((~pit).sum()))
+    image[0][clump] = 320.0
+    segmentation = segment(image, MRSParameters(scale=60.0, shape=0.0))
+    island = refine(segmentation.labels, preliminary, 0.5, 1.0, min_area=10.0, segmentation=segmentation)
+    assert np.array_equal(island.mask, preliminary) and island.report["holes_filled"] == 0
+    # A clump on excluded land cover stays a hole whatever its colour.
+    image[0][clump] = 1250.0
+    segmentation = segment(image, MRSParameters(scale=60.0, shape=0.0))
+    landcover = np.full(pit.shape, 60)
+    landcover[clump] = 50
+    built = refine(segmentation.labels, preliminary | clump, 0.5, 1.0, landcover=landcover, min_area=10.0,
+                   segmentation=segmentation)
+    assert np.array_equal(built.mask, pit & ~pond & ~clump) and built.report["segments_dropped_landcover"] == 1
 
 
 def test_patches_mostly_in_terrain_shadow_are_dropped():
@@ -156,14 +171,45 @@ def test_patches_mostly_in_terrain_shadow_are_dropped():
     # The small pit in shadow goes; the big pit keeps its patch with 40 % of it in shadow.
     lit[0:15, 75:90] = 0.2
     lit[20:36, 20:60] = 0.3
-    lit[36:60, 20:60] = np.nan  # no DEM there: not shadow
     shaded = refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit)
     assert np.array_equal(shaded.mask, truth) and shaded.report["patches_dropped_shadow"] == 1
-    # The threshold decides what is dark: at 0.25 the big pit's 0.3 is lit, at 0.35 it is not (> half).
-    lit[36:60, 20:60] = 0.3
+    # Unknown heights (NaN) count neither way: half of what is known dark is not "more than half".
+    lit[20:30, 20:60], lit[30:50, 20:60], lit[50:60, 20:60] = 0.3, np.nan, 1.0
+    assert refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit).report["patches"] == 1
+    lit[50:60, 20:60] = np.nan  # all that is known of it is dark
+    assert refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit).report["patches"] == 0
+    # The threshold decides what is dark: at 0.25 the big pit's 0.3 is lit, at 0.35 it is not.
+    lit[20:60, 20:60] = 0.3
     assert refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit,
-                  shadow_illumination=0.25).report["patches_dropped_shadow"] == 1
+                  shadow_illumination=0.25).report["patches"] == 1
     assert refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit,
                   shadow_illumination=0.35).report["patches"] == 0
     with pytest.raises(MineSARError, match="illumination grid"):
         refine(labels, preliminary, 0.5, 1.0, illumination=lit[:-1])
+
+
+def test_a_lit_mine_merged_with_a_larger_shadow_keeps_its_own_segments():
+    # Segment 1: a lit 10 × 20 mine; segment 2: a 20 × 20 shadow blob beside it; both under the first mask.
+    labels = np.zeros((30, 60), dtype=np.int32)
+    labels[5:15, 5:25] = 1
+    labels[5:25, 25:45] = 2
+    preliminary = labels > 0
+    lit = np.ones(labels.shape, dtype=np.float32)
+    lit[labels == 2] = 0.1
+    result = refine(labels, preliminary, 0.5, 1.0, min_area=10.0, illumination=lit)
+    assert np.array_equal(result.mask, labels == 1)
+    assert result.report["patches_dropped_shadow"] == 1 and result.report["shadow_area_dropped_px"] == 400
+
+
+def test_a_hole_below_a_hundredth_of_its_patch_is_filled_unless_land_cover_keeps_it():
+    labels = np.zeros((80, 80), dtype=np.int32)
+    labels[10:70, 10:70] = 1  # a 3600-pixel pit …
+    labels[30:35, 30:35] = 2  # … and a 25-pixel segment inside it, above the 10-pixel minimum area
+    preliminary = labels == 1
+    filled = refine(labels, preliminary, 0.5, 1.0, min_area=10.0)
+    assert np.array_equal(filled.mask, labels > 0) and filled.report["holes_filled"] == 1  # 25 < 1 % of 3575
+    kept = refine(labels, preliminary, 0.5, 1.0, min_area=10.0, hole_share=0.005)
+    assert np.array_equal(kept.mask, preliminary)
+    water = np.full(labels.shape, 60)
+    water[32, 32] = 80
+    assert np.array_equal(refine(labels, preliminary, 0.5, 1.0, landcover=water, min_area=10.0).mask, preliminary)

@@ -30,6 +30,9 @@ SHADOW_ILLUMINATION = 0.4
 # sigma, the range nearly all of a patch's own pixels fall in; at two, two clumps of large iron-ore
 # pits stayed holes in bench/mine_patches.py.
 HOLE_SPREAD = 3.0
+# A hole under this share of its patch is below mapping scale (a 50 m² pinhole in a 2 ha pit) and is
+# filled like one below the minimum area; land cover still keeps a pond or a roof open.
+HOLE_SHARE = 0.01
 
 
 @dataclass
@@ -105,18 +108,24 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
            landcover: Optional[np.ndarray] = None, excluded_codes: Sequence[int] = EXCLUDED_LANDCOVER,
            min_area: float = 50.0, fill_below: Optional[float] = None, segmentation=None,
            illumination: Optional[np.ndarray] = None,
-           shadow_illumination: float = SHADOW_ILLUMINATION) -> Refinement:
+           shadow_illumination: float = SHADOW_ILLUMINATION, hole_spread: float = HOLE_SPREAD,
+           hole_share: float = HOLE_SHARE) -> Refinement:
     """Keep segments with p_intsct ≥ the threshold, drop those touching excluded land cover, merge
-    neighbours into patches, fill holes and drop patches below ``min_area`` (map units²) and, given
-    the terrain ``illumination`` on the same grid (NaN = unknown), patches of which more than half
-    the pixels are lit below ``shadow_illumination``.
+    neighbours into patches, fill holes and drop patches below ``min_area`` (map units²). Given the
+    terrain ``illumination`` on the same grid (NaN = unknown), a patch of which more than half the
+    known pixels are lit below ``shadow_illumination`` loses its segments that are mostly dark: a
+    shadow blob goes whole, a lit mine merged with it stays, and a mine only partly in shadow is
+    not touched.
 
-    A hole is filled when it is smaller than ``fill_below`` (default ``min_area``) or, given the
+    A hole is filled when it is smaller than ``fill_below`` (default ``min_area``) or than
+    ``hole_share`` of the patch around it, or, given the
     ``segmentation`` (its region statistics and parameters), when the ground in it is like the patch
     around it: its segments would merge with the patch by the segmentation's own colour criterion,
-    (1 − shape)·h_color < scale², or its mean colour lies within ``HOLE_SPREAD`` of the patch's own
-    standard deviations in every band. A textured pit's odd clump that the preliminary hole happened
-    to cover goes back into the pit; a pond inside it stays a hole."""
+    (1 − shape)·h_color < scale², or its mean colour lies within ``hole_spread`` of the patch's own
+    standard deviations in every band and nearer the patch's mean than the ground's just outside it.
+    A textured pit's odd clump that the preliminary hole happened to cover goes back into the pit;
+    a pond, or an island of the surrounding ground, stays a hole; so does any hole on excluded land
+    cover."""
     if not 0.0 <= p_intsct <= 1.0:
         raise MineSARError(f"p_intsct {p_intsct} must be a proportion between 0 and 1.")
     count = int(labels.max()) + 1
@@ -124,6 +133,7 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
     keep = (overlay.intersect_area > 0) & (overlay.proportion >= p_intsct)
     report = {"segments": count, "segments_touching_preliminary": int((overlay.intersect_area > 0).sum()),
               "segments_kept": int(keep.sum()), "p_intsct": float(p_intsct)}
+    excluded = None
     if landcover is not None:
         excluded = np.isin(landcover, list(excluded_codes))
         touching = np.bincount(labels[excluded], minlength=count) > 0
@@ -139,25 +149,22 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
         hole_labels, hole_count = ndimage.label(holes)
         sizes = np.bincount(hole_labels.ravel(), minlength=hole_count + 1)
         fill = sizes < fill_pixels
+        fill |= sizes < hole_share * _enclosing_size(mask, hole_labels, hole_count)
         if segmentation is not None:
-            fill |= _holes_alike(labels, mask, hole_labels, hole_count, segmentation)
+            fill |= _holes_alike(labels, mask, hole_labels, hole_count, segmentation, hole_spread)
+        if excluded is not None:
+            # Land cover said built-up, cropland or water there: no hole rule brings it back.
+            fill &= np.bincount(hole_labels[excluded], minlength=hole_count + 1) == 0
         fill[0] = False
         report["holes_filled"] = int(fill.sum())
         mask |= fill[hole_labels]
+    if illumination is not None:
+        mask = _drop_shadows(labels, mask, illumination, shadow_illumination, report)
     patches, patch_count = ndimage.label(mask)
     sizes = np.bincount(patches.ravel(), minlength=patch_count + 1)
     large = sizes >= min_pixels
     large[0] = False
     report["patches_dropped_small"] = int((~large[1:]).sum())
-    if illumination is not None:
-        if illumination.shape != labels.shape:
-            raise MineSARError(f"The illumination grid {illumination.shape} is not the image's {labels.shape}.")
-        dark = np.bincount(patches.ravel(), weights=(illumination < shadow_illumination).ravel(),
-                           minlength=patch_count + 1)
-        shadowed = dark > 0.5 * sizes
-        shadowed[0] = False
-        report["patches_dropped_shadow"] = int((shadowed & large).sum())
-        large &= ~shadowed
     mask = large[patches]
     renumber = np.zeros(patch_count + 1, dtype=np.int32)
     renumber[large] = np.arange(1, int(large.sum()) + 1)
@@ -168,7 +175,37 @@ def refine(labels: np.ndarray, preliminary: np.ndarray, p_intsct: float, pixel_a
     return Refinement(mask, patches, report)
 
 
-def _holes_alike(labels, mask, hole_labels, hole_count, segmentation) -> np.ndarray:
+def _enclosing_size(mask, hole_labels, hole_count) -> np.ndarray:
+    """Per hole (index = hole label): pixels of the patch around it."""
+    patches, patch_count = ndimage.label(mask)
+    sizes = np.bincount(patches.ravel(), minlength=patch_count + 1)
+    ring = ndimage.grey_dilation(hole_labels, size=3) * mask
+    enclosing = np.zeros(hole_count + 1, dtype=np.int64)
+    enclosing[ring[ring > 0]] = patches[ring > 0]
+    result = sizes[enclosing]
+    result[enclosing == 0] = 0
+    return result
+
+
+def _drop_shadows(labels, mask, illumination, threshold, report) -> np.ndarray:
+    if illumination.shape != labels.shape:
+        raise MineSARError(f"The illumination grid {illumination.shape} is not the image's {labels.shape}.")
+    known = np.isfinite(illumination)
+    dark = known & (illumination < threshold)
+    patches, patch_count = ndimage.label(mask)
+    shadowed = (np.bincount(patches.ravel(), weights=dark.ravel(), minlength=patch_count + 1)
+                > 0.5 * np.bincount(patches.ravel(), weights=known.ravel(), minlength=patch_count + 1))
+    shadowed[0] = False
+    count = int(labels.max()) + 1
+    dark_segment = (np.bincount(labels.ravel(), weights=dark.ravel(), minlength=count)
+                    > 0.5 * np.bincount(labels.ravel(), weights=known.ravel(), minlength=count))
+    drop = shadowed[patches] & dark_segment[labels]
+    report["patches_dropped_shadow"] = int(shadowed.sum())
+    report["shadow_area_dropped_px"] = int(drop.sum())
+    return mask & ~drop
+
+
+def _holes_alike(labels, mask, hole_labels, hole_count, segmentation, hole_spread=HOLE_SPREAD) -> np.ndarray:
     """Per hole (index = hole label): would its segments merge with the patch enclosing it?"""
     regions, params = segmentation.regions, segmentation.params
     count = regions.count
@@ -203,11 +240,36 @@ def _holes_alike(labels, mask, hole_labels, hole_count, segmentation) -> np.ndar
     alike = (1.0 - params.shape) * h_colour < float(params.scale) ** 2
     # Within the patch's own spread: a clump of a textured pit, which the merge cost (a large patch's
     # n·σ grows with any addition) can refuse although the patch holds pixels like it everywhere.
+    # A two-coloured pit's σ is wide, so the hole must also look more like the patch than like the
+    # ground around the patch (each measured in its own σ): an island of that ground stays a hole.
     n_hole, n_patch = np.maximum(hole_n, 1e-12)[:, None], np.maximum(patch_n[around], 1e-12)[:, None]
     mean_hole, mean_patch = hole_s / n_hole, patch_s[around] / n_patch
     spread = np.sqrt(np.clip(patch_ss[around] / n_patch - mean_patch ** 2, 0.0, None))
-    weighted = np.asarray(segmentation.weights) > 0
-    within = np.abs(mean_hole - mean_patch) <= HOLE_SPREAD * spread
-    alike |= np.all(within[:, weighted], axis=1)
+    weights = np.asarray(segmentation.weights, dtype=np.float64)
+    weighted = weights > 0
+    within = np.all((np.abs(mean_hole - mean_patch) <= hole_spread * spread)[:, weighted], axis=1)
+    outside_n, outside_s, outside_ss = sums(_outside_owner(labels, patches, count), patch_count + 1)
+    n_outside = np.maximum(outside_n[around], 1e-12)[:, None]
+    mean_outside = outside_s[around] / n_outside
+    spread_outside = np.sqrt(np.clip(outside_ss[around] / n_outside - mean_outside ** 2, 0.0, None))
+    # Distances in each side's own standard deviations (at least one grey level): a textured pit is
+    # wide, plain ground narrow, and a clump is judged against how much each side varies.
+    to_patch = (np.abs(mean_hole - mean_patch) / np.maximum(spread, 1.0)) @ weights
+    to_outside = np.where(outside_n[around] > 0,
+                          (np.abs(mean_hole - mean_outside) / np.maximum(spread_outside, 1.0)) @ weights, np.inf)
+    alike |= within & (to_patch < to_outside)
     alike &= around > 0
     return alike
+
+
+def _outside_owner(labels, patches, count) -> np.ndarray:
+    """Per segment: the patch whose outer ring (2 pixels beyond its filled outline) it lies on, 0 if none."""
+    whole = np.zeros_like(patches)
+    for value, region in enumerate(ndimage.find_objects(patches), start=1):
+        if region is not None:
+            inside = ndimage.binary_fill_holes(patches[region] == value)
+            whole[region][inside] = value
+    ring = ndimage.grey_dilation(whole, size=5) * (whole == 0)
+    owner = np.zeros(count, dtype=np.int64)
+    owner[labels[ring > 0]] = ring[ring > 0]
+    return owner

@@ -109,11 +109,8 @@ def aligned(path: str, grid: Grid, what: str) -> np.ndarray:
 def aligned_values(path: str, grid: Grid, what: str) -> np.ndarray:
     """Band 1 of a continuous raster (a DEM) resampled bilinearly onto ``grid``, float64; NaN
     outside its footprint and at its nodata."""
-    array, nodata = _warped(path, grid, what, "bilinear", gdal.GDT_Float64, fill=np.nan)
-    array = array.astype(np.float64)
-    if nodata is not None:
-        array[array == nodata] = np.nan
-    return array
+    array, _ = _warped(path, grid, what, "bilinear", gdal.GDT_Float64, fill=np.nan)
+    return array.astype(np.float64)  # the warp already left the source's nodata out and wrote NaN
 
 
 def _warped(path: str, grid: Grid, what: str, resample: str, output_type: int, fill=None):

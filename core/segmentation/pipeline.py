@@ -99,12 +99,20 @@ def refine_patches(image: str, preliminary: np.ndarray, grid: Grid, params: MRSP
         if sun_azimuth_deg is None or sun_elevation_deg is None:
             raise MineSARError(f"{dem}: a DEM needs the sun's azimuth and elevation at acquisition time "
                                "(from the image's metadata) to tell where the terrain shadows fall.")
+        srs = grid.srs()
+        if srs.IsGeographic():
+            raise MineSARError(f"{grid.path}: the image is in degrees; slopes from the DEM {dem} need a projected "
+                               "grid in metres (warp the image to UTM first).")
         heights = aligned_values(dem, grid, "DEM")
         if not np.isfinite(heights).any():
             raise MineSARError(f"{dem}: the DEM has no height on the image {grid.path} (all nodata there).")
         from .terrain import illumination as terrain_illumination
 
-        illumination = terrain_illumination(heights, grid.geotransform, sun_azimuth_deg, sun_elevation_deg)
+        # Slopes need the pixel size in metres, as the heights are (a grid in feet is 0.3048 m a unit).
+        metres = srs.GetLinearUnits() or 1.0
+        x0, dx, rx, y0, ry, dy = grid.geotransform
+        illumination = terrain_illumination(heights, (x0, dx * metres, rx, y0, ry, dy * metres), sun_azimuth_deg,
+                                            sun_elevation_deg)
     _, segmentation, _ = segment_raster(image, params, bands, tile, progress.span(0.0, 0.8))
     calibration = None
     if reference is not None:

@@ -29,12 +29,17 @@ def illumination(dem: np.ndarray, geotransform: Sequence[float], sun_azimuth_deg
         raise MineSARError("The DEM grid is rotated or has a zero pixel size: illumination needs a north-up grid.")
     if dem.ndim != 2 or min(dem.shape) < 2:
         raise MineSARError(f"The DEM must be a 2-D grid of at least 2 × 2 cells, not {dem.shape}.")
-    dz_drow, dz_dcol = np.gradient(dem.astype(np.float64))
-    east, north = dz_dcol / dx, dz_drow / dy  # height change per metre east and north
+    # float32 throughout: a few temporaries of 4 bytes a cell, for scenes of tens of thousands of pixels a side.
+    dz_drow, dz_dcol = np.gradient(np.asarray(dem, dtype=np.float32))
+    east, north = dz_dcol / np.float32(dx), dz_drow / np.float32(dy)  # height change per metre east and north
+    del dz_drow, dz_dcol
     azimuth, elevation = math.radians(sun_azimuth_deg), math.radians(sun_elevation_deg)
-    sun = (math.sin(azimuth) * math.cos(elevation), math.cos(azimuth) * math.cos(elevation), math.sin(elevation))
+    sun = [np.float32(v) for v in (math.sin(azimuth) * math.cos(elevation), math.cos(azimuth) * math.cos(elevation),
+                                   math.sin(elevation))]
     # Unit normal (−∂z/∂x, −∂z/∂y, 1)/|·| dotted with the unit vector towards the sun.
-    cos_incidence = (sun[2] - east * sun[0] - north * sun[1]) / np.sqrt(1.0 + east ** 2 + north ** 2)
-    lit = np.clip(cos_incidence, 0.0, None) / sun[2]
+    lit = sun[2] - east * sun[0] - north * sun[1]
+    lit /= np.sqrt(np.float32(1.0) + east * east + north * north)
+    np.clip(lit, 0.0, None, out=lit)
+    lit /= sun[2]
     lit[np.isnan(dem)] = np.nan  # central differences skip the cell itself
-    return lit.astype(np.float32)
+    return lit
