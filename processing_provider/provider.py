@@ -22,6 +22,8 @@ from .phase_residues import PhaseResiduesAlgorithm
 from .refine_mine_patches import RefineMinePatchesAlgorithm
 from .render_interferogram import RenderInterferogramAlgorithm
 from .sbas_inversion import SbasInversionAlgorithm
+from .segment_mine_patches import SegmentMinePatchesAlgorithm
+from .segment_subsidence import SegmentSubsidenceAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
 from .simulate_optical_scenes import SimulateOpticalScenesAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
@@ -70,10 +72,12 @@ class MineSARProvider(QgsProcessingProvider):
             TrainModelAlgorithm(),
             EvaluateModelAlgorithm(),
             DetectSubsidenceAlgorithm(),
+            SegmentSubsidenceAlgorithm(),
             MultiresolutionSegmentationAlgorithm(),
             EstimateSegmentationParametersAlgorithm(),
             RefineMinePatchesAlgorithm(),
             EvaluatePatchesAlgorithm(),
+            SegmentMinePatchesAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
 

@@ -255,3 +255,32 @@ def style_refined_patches(layer) -> None:
 def style_patch_scores(layer) -> None:
     """Reference patches by whether the extraction found them: green identified, red missed."""
     style_categories(layer, "IDENTIFIED", {True: "#1a9641", False: "#d7191c"})
+
+
+# Probability of the positive class: transparent-ish pale at 0 through yellow to dark red at 1.
+_PROBABILITY = ["#ffffcc", "#ffeda0", "#feb24c", "#f03b20", "#bd0026"]
+
+
+def style_probability(layer: QgsRasterLayer) -> None:
+    """Segmentation probability 0…1 on a sequential ramp, fixed limits (comparable across rasters)."""
+    values = np.linspace(0.0, 1.0, len(_PROBABILITY))
+    _pseudocolor(layer, values, [QColor(c) for c in _PROBABILITY], "")
+    layer.setOpacity(0.8)
+    layer.triggerRepaint()
+
+
+def style_segmentation_mask(layer: QgsRasterLayer, label: str = "subsidence") -> None:
+    """Segmentation mask: the positive class in red, background left transparent."""
+    _paletted(layer, [(1, "#e31a1c", label)])
+
+
+def style_segmented_zones(layer) -> None:
+    """Segmented zones (subsidence or preliminary mine patches): outlines graduated by mean probability."""
+    from qgis.core import QgsFillSymbol, QgsGraduatedSymbolRenderer, QgsRendererRange
+
+    ranges = []
+    for low, high, colour in ((0.0, 0.6, "#feb24c"), (0.6, 0.8, "#f03b20"), (0.8, 1.0001, "#bd0026")):
+        symbol = QgsFillSymbol.createSimple({"style": "no", "outline_color": colour, "outline_width": "0.6"})
+        ranges.append(QgsRendererRange(low, high, symbol, f"mean probability {low:.1f}–{min(high, 1.0):.1f}"))
+    layer.setRenderer(QgsGraduatedSymbolRenderer("mean_prob", ranges))
+    layer.triggerRepaint()

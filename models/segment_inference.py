@@ -1,0 +1,135 @@
+"""Whole-raster segmentation: overlapping tiles in batches through a segmenter, blended into a
+probability raster and a mask raster (core.blending), both written by windows under temporary
+names and published together only when complete."""
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..core.blending import StripBlender
+from ..core.detection import overlapping_windows
+from ..core.errors import MineSARError
+from ..core.io.rasters import AtomicGeoTiff, Window
+from ..core.progress import SILENT, Progress
+from .detectors import encode_phase
+
+MASK_NODATA = 255
+
+# (input [C, tile, tile] float32, valid [window rows, window cols] bool) for one window.
+TileReader = Callable[[Window], Tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class SegmentationRun:
+    tiles: int
+    tiles_skipped: int  # all no-data
+    seconds: float
+    pixels: int
+    positive_pixels: int
+
+    @property
+    def megapixels_per_second(self) -> float:
+        return 0.0 if self.seconds <= 0 else self.pixels / self.seconds / 1e6
+
+
+def phase_reader(source, tile_size: int) -> TileReader:
+    """Tiles of an open core.io interferogram as the "phase" input kind (cos/sin, 0 at no data)."""
+    from .inference import read_wrapped_tile
+
+    if source.metadata.kind == "coherence":
+        raise MineSARError(f"{source.path}: this is a coherence raster ({source.metadata.kind_reason}); "
+                           "subsidence segmentation needs an interferogram (wrapped or unwrapped phase, complex "
+                           "values or rasmph colours).")
+
+    def read(window: Window):
+        phase = read_wrapped_tile(source, window, tile_size)
+        return encode_phase(phase), np.isfinite(phase[: window.height, : window.width])
+
+    return read
+
+
+def optical_reader(image, limits, tile_size: int) -> TileReader:
+    """Tiles of an open core.io Orthophoto as the "optical" input kind: each band stretched by the
+    checkpoint's scene percentiles (``limits``: core.io.optical.StretchLimits), 0 outside the footprint."""
+
+    def read(window: Window):
+        block = image.read(window)
+        valid = image.valid_mask(block)
+        tile = np.zeros((block.shape[0], tile_size, tile_size), dtype=np.float32)
+        tile[:, : window.height, : window.width] = np.where(valid, limits.apply(block), 0.0)
+        return tile, valid
+
+    return read
+
+
+def segment_to_rasters(
+    read_tile: TileReader,
+    width: int,
+    height: int,
+    model,
+    device,
+    probability_path: str,
+    mask_path: str,
+    geotransform: Optional[Sequence[float]] = None,
+    crs_wkt: Optional[str] = None,
+    tile_size: int = 256,
+    overlap: int = 64,
+    batch_size: int = 4,
+    threshold: float = 0.5,
+    tags: Optional[Dict[str, str]] = None,
+    progress: Progress = SILENT,
+) -> SegmentationRun:
+    """Probability (float32, NaN = no data) and mask (1 ≥ ``threshold``, 0 below, 255 no data)
+    rasters of ``model`` over a ``width`` × ``height`` raster read by ``read_tile``."""
+    import torch
+
+    if not 0.0 < threshold < 1.0:
+        raise MineSARError(f"Threshold {threshold}: use a probability strictly between 0 and 1.")
+    if batch_size < 1:
+        raise MineSARError(f"Batch size {batch_size}: use at least 1.")
+    windows = overlapping_windows(width, height, tile_size, overlap)
+    started = time.perf_counter()
+    skipped, positive = 0, [0]
+    model.eval()
+    tags = dict(tags or {})
+    with AtomicGeoTiff(probability_path, width, height, 1, np.float32, geotransform, crs_wkt, np.nan,
+                       dict(tags, MINESAR_PRODUCT="probability"), ["probability"]) as probability_out, \
+            AtomicGeoTiff(mask_path, width, height, 1, np.uint8, geotransform, crs_wkt, MASK_NODATA,
+                          dict(tags, MINESAR_PRODUCT="mask", MINESAR_THRESHOLD=str(threshold)),
+                          ["mask"]) as mask_out:
+
+        def write(first_row: int, rows: np.ndarray) -> None:
+            probability_out.write(rows, first_row)
+            mask = np.where(np.isfinite(rows), rows >= threshold, MASK_NODATA).astype(np.uint8)
+            positive[0] += int(np.count_nonzero(mask == 1))
+            mask_out.write(mask, first_row)
+
+        blender = StripBlender(width, height, overlap, write)
+        pending = []
+
+        def run_batch(next_row: int) -> None:
+            if pending:
+                images = torch.from_numpy(np.stack([p[1] for p in pending])).to(device)
+                with torch.no_grad():
+                    probabilities = model.predict(images).float().cpu().numpy()
+                for (window, _, valid), probability in zip(pending, probabilities):
+                    tile = probability[: window.height, : window.width].astype(np.float64)
+                    blender.add(window, np.where(valid, tile, np.nan))
+                pending.clear()
+            blender.release_before(next_row)
+
+        for number, window in enumerate(windows):
+            progress.update(number / len(windows))
+            image, valid = read_tile(window)
+            if not valid.any():
+                skipped += 1
+            else:
+                pending.append((window, image, valid))
+            if len(pending) == batch_size:
+                following = windows[number + 1].row if number + 1 < len(windows) else height
+                run_batch(following)
+        run_batch(height)
+        blender.finish()
+        progress.update(1.0)
+    return SegmentationRun(len(windows), skipped, time.perf_counter() - started, width * height, positive[0])

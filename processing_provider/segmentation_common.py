@@ -1,0 +1,100 @@
+"""What minesar:segmentsubsidence and minesar:segmentminepatches share: parameters, the model
+check, the blended run into two rasters, and the zones as polygons."""
+import os
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..ui.styles import style_probability, style_segmentation_mask, style_segmented_zones
+from .base import qgis_geometry, style_when_loaded
+from .preprocessing_common import geotiff_output
+
+
+def add_segmentation_parameters(algorithm, default_model: str, model_help: str, mask_label: str,
+                                zones_label: str) -> None:
+    number = QgsProcessingParameterNumber
+    algorithm.addParameter(QgsProcessingParameterString("MODEL", model_help, defaultValue=default_model))
+    algorithm.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda:N)", defaultValue="auto"))
+    algorithm.addParameter(number("TILE_SIZE", "Tile size (pixels)", defaultValue=256, minValue=32, maxValue=4096))
+    algorithm.addParameter(number("OVERLAP", "Tile overlap (pixels, at most half the tile)", defaultValue=64,
+                                  minValue=0, maxValue=2048))
+    algorithm.addParameter(number("THRESHOLD", "Probability threshold", type=number.Double, defaultValue=0.5,
+                                  minValue=0.001, maxValue=0.999))
+    batch = number("BATCH_SIZE", "Tiles per batch", defaultValue=4, minValue=1, maxValue=256)
+    batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    algorithm.addParameter(batch)
+    algorithm.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_PROBABILITY", "Probability"))
+    algorithm.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_MASK", mask_label))
+    algorithm.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POLYGONS", zones_label,
+                                                             type=QgsProcessing.TypeVectorPolygon))
+    algorithm.addOutput(QgsProcessingOutputNumber("ZONES", "Zones found"))
+    algorithm.addOutput(QgsProcessingOutputNumber("POSITIVE_PIXELS", "Pixels at or above the threshold"))
+
+
+def load_segmenter(model_name: str, device, input_kind: str, use_instead: dict):
+    """(model, metadata, checkpoint path) of a segmentation checkpoint of ``input_kind``; a detector
+    or the other kind of segmenter is refused with the algorithm to use instead."""
+    from ..models.checkpoint import checkpoint_for, load_model
+
+    checkpoint = checkpoint_for(model_name)
+    model, metadata = load_model(checkpoint, device)
+    task = getattr(model, "task", "detection")
+    kind = getattr(model, "input_kind", None) if task == "segmentation" else task
+    if kind != input_kind:
+        raise QgsProcessingException(f"MODEL {model_name} ({checkpoint}) is a {model.architecture} "
+                                     f"{'detector' if task == 'detection' else kind + ' segmenter'}: "
+                                     f"use {use_instead.get(kind, 'another algorithm')} for it.")
+    return model, metadata, checkpoint
+
+
+def raster_outputs(algorithm, parameters, context):
+    probability = geotiff_output(algorithm, parameters, "OUTPUT_PROBABILITY", context)
+    mask = geotiff_output(algorithm, parameters, "OUTPUT_MASK", context)
+    if not probability or not mask:
+        raise QgsProcessingException("OUTPUT_PROBABILITY and OUTPUT_MASK need file names (or temporary outputs).")
+    if os.path.abspath(probability) == os.path.abspath(mask):
+        raise QgsProcessingException(f"OUTPUT_PROBABILITY and OUTPUT_MASK are the same file {probability}.")
+    return probability, mask
+
+
+def zone_fields(extra=()) -> QgsFields:
+    fields = QgsFields()
+    for name, kind in (("mean_prob", QVariant.Double), ("max_prob", QVariant.Double), ("area_m2", QVariant.Double),
+                       ("model", QVariant.String)) + tuple(extra):
+        fields.append(QgsField(name, kind))
+    return fields
+
+
+def write_zones(algorithm, parameters, context, found, crs_wkt, label, extra_fields=(), extra_values=()):
+    crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt) if crs_wkt else QgsCoordinateReferenceSystem()
+    fields = zone_fields(extra_fields)
+    sink, sink_id = algorithm.create_sink(parameters, "OUTPUT_POLYGONS", context, fields, QgsWkbTypes.Polygon, crs)
+    for zone in found:
+        feature = QgsFeature(fields)
+        feature.setGeometry(qgis_geometry(zone.polygon))
+        feature.setAttributes([round(zone.mean_probability, 4), round(zone.max_probability, 4), zone.area_m2, label,
+                               *extra_values])
+        if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(f"OUTPUT_POLYGONS: could not write a zone ({sink.lastError()}).")
+    return sink_id
+
+
+def style_outputs(context, probability, mask, sink_id, names, mask_label) -> None:
+    style_when_loaded(context, probability, names[0], style_probability)
+    style_when_loaded(context, mask, names[1], lambda layer: style_segmentation_mask(layer, mask_label))
+    style_when_loaded(context, sink_id, names[2], style_segmented_zones)
