@@ -288,8 +288,8 @@ class PSPNet(Segmenter):
                                       net.layer4)
         channels = net.fc.in_features
         reduced = channels // len(PSP_BINS)
-        self.pyramid = nn.ModuleList([
-            nn.Sequential(nn.AdaptiveAvgPool2d(bins), *conv_norm_relu(channels, reduced, kernel=1)) for bins in PSP_BINS])
+        self.pyramid = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(bins), *conv_norm_relu(channels, reduced, 1))
+                                      for bins in PSP_BINS])
         self.head = nn.Sequential(*conv_norm_relu(channels + reduced * len(PSP_BINS), 512), nn.Dropout2d(0.1),
                                   nn.Conv2d(512, 1, 1))
 

@@ -142,9 +142,9 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
                               f"{metrics['iou_threshold']:g}\n" + "\n".join(lines))
 
         report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
-        report = {"model": path, "architecture": model.architecture, "task": metadata.get("task", getattr(model, "task", "detection")),
-                  "dataset": folder, "split": split, "device": str(device), "model_metadata": metadata,
-                  "metrics": metrics}
+        task = metadata.get("task", getattr(model, "task", "detection"))
+        report = {"model": path, "architecture": model.architecture, "task": task, "dataset": folder, "split": split,
+                  "device": str(device), "model_metadata": metadata, "metrics": metrics}
         if report_path:
             write_report(report_path, report)
         results = {"OUTPUT": sink_id, "REPORT": report_path}

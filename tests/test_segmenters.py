@@ -17,7 +17,8 @@ from minesar.core.simulation.generate import simulate_dataset  # noqa: E402
 from minesar.core.simulation.interferograms import SimulationRecipe  # noqa: E402
 from minesar.core.simulation.optical import OpticalRecipe  # noqa: E402
 from minesar.core.simulation.optical_scenes import simulate_optical_scenes  # noqa: E402
-from minesar.models.checkpoint import checkpoint_for, load_detector, load_model, read_checkpoint, save_checkpoint  # noqa: E402,E501
+from minesar.models.checkpoint import (  # noqa: E402
+    checkpoint_for, load_detector, load_model, read_checkpoint, save_checkpoint)
 from minesar.models.eca import ECA, eca_kernel_size  # noqa: E402
 from minesar.models.evaluation import SegmentationEvaluator, evaluate_segmenter, metric_rows  # noqa: E402
 from minesar.models.losses import segmentation_losses  # noqa: E402
