@@ -95,6 +95,8 @@ class Segmenter(nn.Module, SegmenterMixin):
     def __init__(self, input_kind: str = "phase", bands: Optional[Sequence[str]] = None):
         super().__init__()
         self.bands = tuple(bands) if bands else default_bands(input_kind)
+        if input_kind not in INPUT_KINDS:
+            raise ValueError(f"Unknown input kind '{input_kind}': use one of {', '.join(INPUT_KINDS)}.")
         self.input_kind = input_kind
         if not self.bands:
             raise ValueError("A segmenter needs at least one input band.")

@@ -149,6 +149,8 @@ def test_a_wrong_channel_count_is_refused_by_the_network():
         model.predict(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="Phase input has 2 channels"):
         build_model("unet", bands=["a", "b", "c"])
+    with pytest.raises(ValueError, match="Unknown input kind 'sar'"):
+        build_model("unet", input_kind="sar", bands=["hh"])
     with pytest.raises(ValueError, match="Unknown FCN variant"):
         build_model("fcn8s", variant="4s")
 
