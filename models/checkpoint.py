@@ -6,10 +6,10 @@ with ``weights_only=True``: opening a model file never executes code.
     format        "minesar-checkpoint"
     version       1
     architecture  registry name ("yolobasin", "maskrcnn", ...)
-    config        constructor arguments (build_detector(architecture, **config))
+    config        constructor arguments (registry.build_model(architecture, **config))
     state_dict    tensors (fp16 allowed for float weights; loaded back into the model's dtype)
-    metadata      task, input bands and their meaning, normalisation, tile size, classes,
-                  training data and command, metrics, created
+    metadata      task ("detection" or "segmentation"), input bands and their meaning,
+                  normalisation, tile size, classes, training data and command, metrics, created
 """
 import datetime
 import os
@@ -80,13 +80,26 @@ def read_checkpoint(path: str) -> dict:
     return content
 
 
+def load_model(path: str, device=None) -> Tuple[object, dict]:
+    """(network of any task in eval mode on ``device``, metadata) from a checkpoint file."""
+    from .registry import build_model
+
+    return _load(path, device, build_model)
+
+
 def load_detector(path: str, device=None) -> Tuple[object, dict]:
-    """(model in eval mode on ``device``, metadata) from a checkpoint file."""
+    """``load_model`` for a detector: a segmentation checkpoint is refused by name."""
     from .registry import build_detector
 
+    return _load(path, device, build_detector)
+
+
+def _load(path: str, device, build) -> Tuple[object, dict]:
     content = read_checkpoint(path)
     try:
-        model = build_detector(content["architecture"], **content["config"])
+        model = build(content["architecture"], **content["config"])
+    except MineSARError as error:
+        raise MineSARError(f"{path}: {error}")
     except (TypeError, ValueError) as error:
         raise MineSARError(f"{path}: its configuration does not build a '{content['architecture']}' network ({error}).")
     reference = model.state_dict()

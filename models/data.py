@@ -131,8 +131,9 @@ def collate(batch):
 
 
 def contract_targets(targets: List[Dict], device) -> List[Dict]:
-    """Only the contract's keys, on the device: what ``losses`` receives whatever the network."""
-    return [{"boxes": t["boxes"].to(device), "masks": t["masks"].to(device)} for t in targets]
+    """Only the contracts' keys, on the device: what ``losses`` receives whatever the network
+    (boxes and instance masks from interferogram datasets, a semantic map from optical scenes)."""
+    return [{key: t[key].to(device) for key in ("boxes", "masks", "semantic") if key in t} for t in targets]
 
 
 def tile_size_of(dataset: SubsidenceDataset) -> int:

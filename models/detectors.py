@@ -42,6 +42,7 @@ class DetectorMixin:
     """
 
     architecture: str = ""
+    task: str = "detection"
     has_masks: bool = False
 
     def losses(self, images, targets: List[Dict]):

@@ -16,6 +16,12 @@ Matching uses mask IoU when prediction and truth both have masks, else box IoU (
 
 "Ignored" truths (peak subsidence below ``ignore_below_mm``, the issue's basin-level rule) are not
 misses when undetected, and a prediction matching one is neither a TP nor a false alarm.
+
+Segmenters (``SegmentationEvaluator``, ``evaluate_segmenter``): the same pixel scores from the
+map of probability ≥ threshold (seed 000: PA, MIoU, IoU of background and of subsidence, i.e. of
+the positive class, mine patch for optical networks), pixel precision/recall/F1 of the positive
+class, and on interferogram datasets the basin level: each 8-connected region of the map is one
+prediction, matched as above under BASIN_RULE.
 """
 import html
 import json
@@ -304,6 +310,171 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
     return result
 
 
+# --- Segmentation (seed 000's subsidence maps, seed 003's mine patches) ------------------------
+
+def components(binary: np.ndarray):
+    """(labels, count) of the 8-connected regions of a boolean map: a basin touching itself only
+    diagonally (thin rims at the threshold) stays one prediction."""
+    from scipy import ndimage
+
+    return ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
+
+
+def component_iou(labels: np.ndarray, count: int, truth_masks: np.ndarray) -> np.ndarray:
+    """[count, K] IoU of labelled regions 1..count with truth masks, counted from the labels
+    (no [count, H, W] stack: an untrained network's thousands of specks stay cheap)."""
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
+    iou = np.zeros((count, len(truth_masks)), dtype=np.float64)
+    for k, mask in enumerate(truth_masks):
+        mask = np.asarray(mask, dtype=bool)
+        inter = np.bincount(labels[mask], minlength=count + 1)[1:].astype(np.float64)
+        union = areas + mask.sum() - inter
+        iou[:, k] = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iou
+
+
+class SegmentationEvaluator:
+    """Pixel scores of probability maps, and with instance truth the basin-level rule
+    (``BASIN_RULE``): connected regions of probability ≥ ``threshold`` are the predictions, one
+    matches a truth basin at mask IoU ≥ 0.25, basins shallower than 8 mm are ignored."""
+
+    def __init__(self, threshold: float = MASK_PROBABILITY, iou_threshold: float = BASIN_RULE["iou_threshold"],
+                 ignore_below_mm: Optional[float] = BASIN_RULE["ignore_below_mm"]):
+        self.threshold = float(threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.ignore_below_mm = ignore_below_mm
+        self.pixels = np.zeros((2, 2), dtype=np.int64)  # [truth class, predicted class]
+        self.images = 0
+        self.instances = False
+        self.predictions = self.truths = self.ignored_truths = 0
+        self.tp = self.fp = self.fn = self.ignored_matches = 0
+
+    def add(self, probability, truth_masks=None, semantic=None, depth_mm=None, owned=None) -> None:
+        """One image: ``probability`` [H, W]; truth as instance masks [K, H, W] (their union is the
+        positive class; enables the basin level) or a ``semantic`` map (> 0); ``owned`` [H, W]
+        restricts the pixel counts to the pixels this tile owns."""
+        probability = _numpy(probability).astype(np.float32)
+        predicted = probability >= self.threshold
+        masks = _numpy(truth_masks)
+        if masks is not None:
+            masks = masks.reshape((-1,) + probability.shape).astype(bool)
+            truth = masks.any(axis=0)
+        elif semantic is not None:
+            truth = _numpy(semantic) > 0
+        else:
+            raise ValueError("Give the truth as instance masks or as a semantic map.")
+        counted = np.ones(truth.shape, dtype=bool) if owned is None else _numpy(owned).astype(bool)
+        p, t = predicted[counted], truth[counted]
+        self.pixels += np.array([[np.sum(~t & ~p), np.sum(~t & p)], [np.sum(t & ~p), np.sum(t & p)]], dtype=np.int64)
+        self.images += 1
+        if masks is None:
+            return
+
+        self.instances = True
+        labels, count = components(predicted)
+        scores = np.zeros(count, dtype=np.float64)
+        if count:
+            scores = (np.bincount(labels.ravel(), weights=probability.ravel(), minlength=count + 1)[1:]
+                      / np.maximum(np.bincount(labels.ravel(), minlength=count + 1)[1:], 1))
+        depths = _numpy(depth_mm)
+        depths = np.full(len(masks), np.nan) if depths is None else depths.astype(np.float64).reshape(-1)
+        ignored = np.zeros(len(masks), dtype=bool)
+        if self.ignore_below_mm is not None:
+            ignored = np.nan_to_num(depths, nan=np.inf) < self.ignore_below_mm
+        outcome, matched = match(scores, component_iou(labels, count, masks), self.iou_threshold, ignored)
+        self.predictions += count
+        self.truths += int((~ignored).sum())
+        self.ignored_truths += int(ignored.sum())
+        self.tp += int((outcome == 1).sum())
+        self.fp += int((outcome == 0).sum())
+        self.ignored_matches += int((outcome == -1).sum())
+        self.fn += int((~matched & ~ignored).sum())
+
+    def result(self) -> Dict:
+        (tn, fpx), (fnx, tpx) = self.pixels
+        total = self.pixels.sum()
+        class_accuracy = [_ratio(tn, tn + fpx), _ratio(tpx, tpx + fnx)]
+        class_iou = [_ratio(tn, tn + fpx + fnx), _ratio(tpx, tpx + fpx + fnx)]
+        precision, recall = _ratio(tpx, tpx + fpx), _ratio(tpx, tpx + fnx)
+        result = {
+            "images": self.images,
+            "pixels": int(total),
+            "PA": _ratio(tn + tpx, total),
+            "MPA": float(np.nanmean(class_accuracy)) if total else float("nan"),
+            "IoU_background": class_iou[0], "IoU_subsidence": class_iou[1],
+            "MIoU": float(np.nanmean(class_iou)) if total else float("nan"),
+            "pixel_precision": precision, "pixel_recall": recall,
+            "pixel_F1": _ratio(2 * tpx, 2 * tpx + fpx + fnx),
+            "threshold": self.threshold,
+        }
+        if self.instances:
+            tp, fp, fn = self.tp, self.fp, self.fn
+            basin_precision, basin_recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+            result.update({
+                "precision": basin_precision, "recall": basin_recall,
+                "F1": (_ratio(2 * basin_precision * basin_recall, basin_precision + basin_recall) if tp
+                       else (0.0 if tp + fp + fn else float("nan"))),
+                "TP": tp, "FP": fp, "FN": fn, "ignored_matches": self.ignored_matches,
+                "truths": self.truths, "ignored_truths": self.ignored_truths, "predictions": self.predictions,
+                "iou_threshold": self.iou_threshold, "ignore_below_mm": self.ignore_below_mm,
+            })
+        return result
+
+
+def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", batch_size: int = 4,
+                       threshold: float = MASK_PROBABILITY, normalisation: Optional[Dict] = None,
+                       progress=None, tile_size: Optional[int] = None) -> Dict:
+    """Run a segmenter's ``predict`` over a split and score it (``SegmentationEvaluator``).
+
+    Phase networks read an interferogram dataset (whole images; pixels and the basin-level rule).
+    Optical networks read a folder of scenes in tiles that share the pixels out (pixels only) and
+    need the checkpoint's ``normalisation`` (metadata["normalisation"]); ``tile_size`` defaults to
+    256 (pass metadata["tile_size"]).
+    """
+    import torch
+
+    from ..core.errors import MineSARError
+    from ..core.progress import SILENT
+    from .data import SubsidenceDataset, collate
+
+    progress = progress or SILENT
+    if getattr(model, "input_kind", "phase") == "optical":
+        from .optical_data import TILE_SIZE, OpticalSceneDataset
+
+        if normalisation is None:
+            raise MineSARError("An optical network is evaluated with the normalisation it was trained with: "
+                               "pass its checkpoint's metadata['normalisation'].")
+        dataset = OpticalSceneDataset(folder, split, bands=model.bands, normalisation=normalisation,
+                                      tile_size=tile_size or TILE_SIZE, augment=False)
+    else:
+        dataset = SubsidenceDataset(folder, split, augment=False)
+    if len(dataset) == 0:
+        raise MineSARError(f"{folder}: the '{split}' split has no images.")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    evaluator = SegmentationEvaluator(threshold=threshold)
+    model.to(device)
+    model.eval()
+    done = 0
+    with torch.no_grad():
+        for images, targets in loader:
+            progress.check_cancelled()
+            probabilities = model.predict(images.to(device)).float().cpu().numpy()
+            for probability, target in zip(probabilities, targets):
+                if "masks" in target:
+                    evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))
+                else:
+                    evaluator.add(probability, semantic=target["semantic"], owned=target.get("owned"))
+            done += len(targets)
+            progress.update(done / len(dataset))
+    result = evaluator.result()
+    result["task"] = "segmentation"
+    result["split"] = split
+    result["input_kind"] = getattr(model, "input_kind", "phase")
+    if result["input_kind"] == "optical":
+        result["scenes"] = dataset.scene_count
+    return result
+
+
 # --- Reports: the same figures as table rows, JSON or HTML -----------------------------------
 
 SCALAR_ORDER = ("precision", "recall", "F1", "accuracy", "AP50", "AP55", "AP60", "AP65", "AP70", "AP75", "AP80",
@@ -311,8 +482,16 @@ SCALAR_ORDER = ("precision", "recall", "F1", "accuracy", "AP50", "AP55", "AP60",
                 "FN", "ignored_matches", "truths", "ignored_truths", "images", "min_detectable_mm")
 
 
+SEGMENTATION_ORDER = ("PA", "MPA", "MIoU", "IoU_background", "IoU_subsidence", "pixel_precision", "pixel_recall",
+                      "pixel_F1", "precision", "recall", "F1", "TP", "FP", "FN", "ignored_matches", "truths",
+                      "ignored_truths", "predictions", "images", "scenes", "pixels", "threshold", "training_time_s")
+
+
 def metric_rows(metrics: dict):
-    """(name, value) rows of the table: the scalar metrics, then one detection rate per depth band."""
+    """(name, value) rows of the table: the scalar metrics, then one detection rate per depth band
+    (a detector's); a segmenter's (``task`` "segmentation") the metrics it has, seed 000's first."""
+    if metrics.get("task") == "segmentation":
+        return [(name, metrics[name]) for name in SEGMENTATION_ORDER if name in metrics]
     rows = [(name, metrics.get(name)) for name in SCALAR_ORDER]
     for band in metrics.get("depth_rates", []):
         rows.append((f"detection_rate_{band['low_mm']:g}-{band['high_mm']:g}mm", band["rate"]))

@@ -1,8 +1,9 @@
-"""Light YOLO-Basin training losses (seed 002): focal objectness + 5 · DIoU box loss.
+"""Training losses: Light YOLO-Basin's (seed 002) focal objectness + 5 · DIoU box loss, and the
+segmenters' BCE + soft Dice (``segmentation_losses``, at the end).
 
-Both are divided by the number of positive samples in the batch, so the balance between them
-does not depend on how many basins the tiles hold, and an image without basins still teaches
-(every prediction a negative) without dividing by zero.
+The two detection terms are divided by the number of positive samples in the batch, so the
+balance between them does not depend on how many basins the tiles hold, and an image without
+basins still teaches (every prediction a negative) without dividing by zero.
 """
 from typing import Dict
 
@@ -42,3 +43,23 @@ def detection_losses(objectness_logits: torch.Tensor, foreground: torch.Tensor,
         "loss_objectness": objectness_loss(objectness_logits, foreground, alpha, gamma) / positives,
         "loss_box": box_weight * box_loss(pred_boxes, matched_truth_boxes) / positives,
     }
+
+
+def segmentation_losses(logits: torch.Tensor, truth: torch.Tensor, smooth: float = 1.0) -> Dict[str, torch.Tensor]:
+    """BCE-with-logits + soft Dice of positive-class logits [N, H, W] against a 0/1 map [N, H, W].
+
+    Subsidence basins and mine patches cover a few per cent of a tile. BCE alone is dominated by
+    the background and settles for predicting little of the positive class; Dice measures the
+    overlap itself and does not care how much background there is, but its gradient is erratic
+    while predictions are poor, and it is undefined on tiles without positives. Together: BCE for
+    stable per-pixel gradients from the first step, Dice for the overlap the metrics score.
+    Dice is taken over the whole batch, not per tile: a tile without subsidence (common) would
+    otherwise punish every faint positive on it as hard as a missed basin.
+    """
+    logits = logits.float()
+    truth = truth.to(logits.dtype)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, truth)
+    probability = torch.sigmoid(logits)
+    overlap = (probability * truth).sum()
+    dice = 1.0 - (2.0 * overlap + smooth) / (probability.sum() + truth.sum() + smooth)
+    return {"loss_bce": bce, "loss_dice": dice}

@@ -11,12 +11,16 @@ Targets (training): one dict per image, as the detectors get them from a dataset
     or semantic uint8 [H, W] directly (optical scenes: the truth raster > 0)
 Prediction: float32 [N, H, W] probability of the positive class.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..core.errors import MineSARError
+
 TASK = "segmentation"
 CLASSES = ("background", "positive")
+INPUT_KINDS = ("phase", "optical")
+PERCENTILES = (2.0, 98.0)
 
 
 def semantic_target(target: Dict, shape) -> np.ndarray:
@@ -37,6 +41,43 @@ def optical_normalise(block: np.ndarray, low: Sequence[float], high: Sequence[fl
     span = np.maximum(np.asarray(high, dtype=np.float32)[:, None, None] - low, 1e-6)
     scaled = (block - low) / span
     scaled[~np.isfinite(scaled)] = 0.0
+    return scaled
+
+
+def percentile_normalisation(low: Sequence[float], high: Sequence[float], bands: Sequence[str],
+                             percentiles: Sequence[float] = PERCENTILES) -> Dict:
+    """What a checkpoint's metadata["normalisation"] holds for an optical network."""
+    return {"kind": "percentile", "percentiles": [float(p) for p in percentiles],
+            "low": [float(v) for v in low], "high": [float(v) for v in high], "bands": list(bands)}
+
+
+def normalisation_limits(normalisation: Optional[Dict], bands: int, source: str = "normalisation"
+                         ) -> Tuple[np.ndarray, np.ndarray]:
+    """(low, high) per band from a percentile normalisation, checked against the band count."""
+    if not isinstance(normalisation, dict) or normalisation.get("kind") != "percentile":
+        raise MineSARError(f"{source}: an optical network needs a per-band percentile normalisation "
+                           f"(checkpoint metadata 'normalisation' with kind 'percentile'), not {normalisation!r}.")
+    low = np.asarray(normalisation.get("low", ()), dtype=np.float64)
+    high = np.asarray(normalisation.get("high", ()), dtype=np.float64)
+    if low.shape != (bands,) or high.shape != (bands,):
+        raise MineSARError(f"{source}: the normalisation has {low.size} low and {high.size} high value(s) "
+                           f"for {bands} band(s).")
+    return low, high
+
+
+def optical_input(block: np.ndarray, normalisation: Dict, valid: Optional[np.ndarray] = None) -> np.ndarray:
+    """[B, H, W] raw digital numbers -> the network's float32 input: scaled by the checkpoint's
+    percentiles, 0 where there is no data (``valid`` False; by default pixels that are 0 in every
+    band, an orthophoto's fill, or not finite in some band), as the contract wants."""
+    block = np.asarray(block)
+    if block.ndim != 3:
+        raise MineSARError(f"An optical block must be [bands, rows, cols], not of shape {block.shape}.")
+    low, high = normalisation_limits(normalisation, block.shape[0])
+    scaled = optical_normalise(block, low, high)
+    if valid is None:
+        finite = np.isfinite(block).all(axis=0) if np.issubdtype(block.dtype, np.floating) else True
+        valid = np.any(block != 0, axis=0) & finite
+    scaled[:, ~np.asarray(valid, dtype=bool)] = 0.0
     return scaled
 
 

@@ -1,4 +1,6 @@
-"""Training any registered detector on a dataset folder, through the contract's ``losses``.
+"""Training any registered network on a dataset folder, through its contract's ``losses``:
+detectors and phase segmenters on interferogram datasets (models/data.py), optical segmenters on
+folders of GF-2 scenes (models/optical_data.py), chosen by the model's task and input kind.
 
 A cancel is not a failure here: hours of training are worth keeping, so the weights reached so far
 are written to the checkpoint (marked as cancelled) and the call returns normally.
@@ -19,6 +21,7 @@ from .checkpoint import save_checkpoint
 from .data import SubsidenceDataset, collate, contract_targets, tile_size_of
 from .detectors import CLASSES, INPUT_BANDS
 from .device import resolve_device
+from .optical_data import TILE_SIZE
 
 OPTIMIZERS = ("adamw", "sgd")
 NORMALISATION = {
@@ -31,6 +34,7 @@ INPUT_MEANING = {
     "cos_phase": "cosine of the wrapped interferometric phase (radians), 0 where no data",
     "sin_phase": "sine of the wrapped interferometric phase (radians), 0 where no data",
 }
+SEGMENTATION_CLASSES = {"phase": ["background", "mining subsidence"], "optical": ["background", "mine patch"]}
 
 
 @dataclass
@@ -83,11 +87,15 @@ def train(
     max_iterations: Optional[int] = None,
     augment: bool = True,
     metadata: Optional[Dict] = None,
+    tile_size: int = TILE_SIZE,
+    tile_step: Optional[int] = None,
 ) -> TrainingResult:
     """Train ``model`` on the ``train`` split of ``dataset_folder`` and write ``checkpoint_path``.
 
     ``max_iterations`` stops earlier than ``epochs`` (the schedule spans whichever is shorter).
     ``metadata`` is merged into the checkpoint's (e.g. the command that ran this).
+    ``tile_size`` and ``tile_step`` (default half the tile) cut optical scenes into training tiles;
+    interferogram datasets are tiled already.
     """
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise MineSARError(f"Epochs ({epochs}) and batch size ({batch_size}) must be at least 1 and the "
@@ -95,9 +103,21 @@ def train(
     if optimizer not in OPTIMIZERS:
         raise MineSARError(f"Unknown optimizer '{optimizer}': use one of {', '.join(OPTIMIZERS)}.")
     device = resolve_device(device) if not isinstance(device, torch.device) else device
-    dataset = SubsidenceDataset(dataset_folder, "train", augment=augment)
-    if len(dataset) == 0:
-        raise MineSARError(f"{dataset_folder}: the train split has no images.")
+    task = getattr(model, "task", "detection")
+    optical = task == "segmentation" and getattr(model, "input_kind", "phase") == "optical"
+    if optical:
+        from .optical_data import OpticalSceneDataset
+
+        dataset = OpticalSceneDataset(dataset_folder, "train", bands=model.bands, tile_size=tile_size, step=tile_step,
+                                      augment=augment)
+        if dataset.scene_count == 0:
+            raise MineSARError(f"{dataset_folder}: the train split has no scenes.")
+        description = dataset.description
+    else:
+        dataset = SubsidenceDataset(dataset_folder, "train", augment=augment)
+        if len(dataset) == 0:
+            raise MineSARError(f"{dataset_folder}: the train split has no images.")
+        description = dataset.index.description
 
     seed_everything(seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate,
@@ -114,16 +134,18 @@ def train(
     else:
         opt = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
 
-    description = dataset.index.description
-    base_metadata = {
-        "task": "detection",
-        "input_bands": list(INPUT_BANDS),
-        "input_meaning": INPUT_MEANING,
-        "normalisation": NORMALISATION,
-        "tile_size": tile_size_of(dataset),
-        "classes": list(CLASSES),
-        "iou_type": "mask" if getattr(model, "has_masks", False) else "box",
-    }
+    if task == "segmentation":
+        base_metadata = _segmentation_metadata(model, dataset, optical)
+    else:
+        base_metadata = {
+            "task": "detection",
+            "input_bands": list(INPUT_BANDS),
+            "input_meaning": INPUT_MEANING,
+            "normalisation": NORMALISATION,
+            "tile_size": tile_size_of(dataset),
+            "classes": list(CLASSES),
+            "iou_type": "mask" if getattr(model, "has_masks", False) else "box",
+        }
     history: List[float] = []
     step, epochs_done, cancelled = 0, 0, False
     started = time.monotonic()
@@ -169,6 +191,7 @@ def train(
         "dataset_description": _recipe_summary(description),
         "split": "train",
         "images": len(dataset),
+        **({"scenes": dataset.scene_count, "tile_step": dataset.step} if optical else {}),
         "epochs": epochs,
         "epochs_completed": epochs_done,
         "iterations": step,
@@ -191,3 +214,33 @@ def train(
     save_checkpoint(checkpoint_path, model, full_metadata)
     progress.finish()
     return TrainingResult(checkpoint_path, final_loss, step, epochs_done, cancelled, wall, history, full_metadata)
+
+
+def _segmentation_metadata(model, dataset, optical: bool) -> Dict:
+    """What a segmentation checkpoint needs to be run on a new raster: the input and its scaling
+    (for optical networks the training split's per-band percentiles), tiles, classes, output."""
+    kind = "optical" if optical else "phase"
+    metadata = {
+        "task": "segmentation",
+        "input_kind": kind,
+        "input_bands": list(model.bands),
+        "classes": SEGMENTATION_CLASSES[kind],
+        "output": f"probability of {SEGMENTATION_CLASSES[kind][1]} per pixel",
+        "threshold": 0.5,
+    }
+    if optical:
+        low, high = dataset.normalisation["low"], dataset.normalisation["high"]
+        metadata.update({
+            "input_meaning": {band: f"{band} digital number, scaled so the training split's "
+                                    f"{dataset.normalisation['percentiles'][0]:g}th/"
+                                    f"{dataset.normalisation['percentiles'][1]:g}th percentiles ({lo:g}/{hi:g}) "
+                                    "are 0/1; 0 where every band is 0 (no data)"
+                              for band, lo, hi in zip(model.bands, low, high)},
+            "normalisation": dataset.normalisation,
+            "tile_size": dataset.tile_size,
+            "tile_step": dataset.step,
+        })
+    else:
+        metadata.update({"input_meaning": INPUT_MEANING, "normalisation": NORMALISATION,
+                         "tile_size": tile_size_of(dataset)})
+    return metadata

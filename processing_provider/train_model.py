@@ -1,4 +1,4 @@
-"""minesar:trainmodel: train a registered detector on a dataset folder into a checkpoint file."""
+"""minesar:trainmodel: train a registered detector or segmenter on a dataset folder into a checkpoint."""
 
 from qgis.core import (
     QgsProcessingException,
@@ -25,18 +25,31 @@ def _command(name, parameters) -> str:
 
 class TrainModelAlgorithm(MineSARAlgorithm):
     _name = "trainmodel"
-    _display_name = "Train subsidence detector"
+    _display_name = "Train model"
     _group_id = "detection"
     _help = (
-        "Trains a detector (ARCHITECTURE: maskrcnn = Mask R-CNN ResNet50-FPN of seed 001, maskrcnn_light "
-        "= MobileNetV3-FPN, lighter and quick enough for a CPU, yolobasin = Light YOLO-Basin of seed 002) "
-        "on the train split of DATASET, a folder written by 'Simulate interferograms' or 'Build training "
-        "dataset'. Images are read as wrapped phase and fed as cos/sin (0 at no data); random flips and "
-        "quarter turns augment them. AdamW with a linear warm-up and a cosine decay of LEARNING_RATE over "
-        "EPOCHS; the progress bar moves every iteration and the log shows the loss.\n\n"
+        "Trains a network (ARCHITECTURE) on the train split of DATASET into a checkpoint.\n\n"
+        "Detectors (basins as boxes or outlines with a score): maskrcnn = Mask R-CNN ResNet50-FPN of seed "
+        "001, maskrcnn_light = MobileNetV3-FPN, lighter and quick enough for a CPU, yolobasin = Light "
+        "YOLO-Basin of seed 002.\n"
+        "Subsidence segmenters (a probability per pixel, seed 000): ecaunet = ECA-UNet, unet = U-Net, "
+        "fcn8s / fcn16s / fcn32s = FCN on VGG-16, pspnet = PSPNet (ResNet-50, pyramid pooling 1/2/3/6), "
+        "deeplabv3 = DeepLabv3 (ResNet-50, ASPP).\n"
+        "For all of these DATASET is a folder written by 'Simulate interferograms' or 'Build training "
+        "dataset'; images are read as wrapped phase and fed as cos/sin (0 at no data).\n"
+        "Mine-patch segmenters (seed 003): minepatch = DeepLabV3 ResNet-50, minepatch_light = DeepLabV3 "
+        "MobileNetV3-Large (lighter). DATASET is then a folder of 4-band 16-bit GF-2 scenes with their "
+        "truth (images/, masks/, split.json: e.g. from 'Simulate optical scenes'), cut into TILE_SIZE "
+        "(256) tiles every TILE_STEP pixels (default half the tile: 128); each band is scaled between "
+        "the 2nd and 98th percentiles of the training scenes, and those percentiles are stored in the "
+        "checkpoint.\n\n"
+        "Random flips and quarter turns augment the tiles. AdamW with a linear warm-up and a cosine decay "
+        "of LEARNING_RATE over EPOCHS; the progress bar moves every iteration and the log shows the loss "
+        "(segmenters: BCE + soft Dice).\n\n"
         "OUTPUT is a .pt checkpoint holding the weights and what is needed to run them (architecture, "
-        "input bands, normalisation, tile size, classes, training data, command, final loss); it opens "
-        "without executing code. Cancel stops training and still writes the weights reached so far.\n\n"
+        "task, input bands, normalisation, tile size, classes, training data, command, final loss, "
+        "training time); it opens without executing code. Cancel stops training and still writes the "
+        "weights reached so far.\n\n"
         "DEVICE: auto (CUDA GPU when present, else CPU), cpu, cuda or cuda:N. Without pretrained weights "
         "(none are downloaded) expect tens of epochs over thousands of images for useful results."
     )
@@ -54,52 +67,76 @@ class TrainModelAlgorithm(MineSARAlgorithm):
                                  maxValue=1.0, defaultValue=1e-3))
         self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)",
                                                        defaultValue="auto"))
-        seed = number("SEED", "Random seed", type=number.Integer, minValue=0, defaultValue=0)
-        seed.setFlags(seed.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(seed)
+        advanced = [
+            number("SEED", "Random seed", type=number.Integer, minValue=0, defaultValue=0),
+            number("TILE_SIZE", "Tile size (optical scenes)", type=number.Integer, minValue=32, defaultValue=256),
+            number("TILE_STEP", "Tile step (optical scenes; 0 = half the tile)", type=number.Integer, minValue=0,
+                   defaultValue=0),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint",
                                                                 fileFilter="PyTorch checkpoint (*.pt)"))
         self.addOutput(QgsProcessingOutputNumber("FINAL_LOSS", "Final training loss"))
         self.addOutput(QgsProcessingOutputNumber("ITERATIONS", "Iterations run"))
+        self.addOutput(QgsProcessingOutputNumber("TRAINING_TIME", "Training time (s)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Training")
-        from ..models.data import open_dataset
         from ..models.device import resolve_device
-        from ..models.registry import build_detector
+        from ..models.registry import build_model, input_kind_of
         from ..models.training import seed_everything, train
         folder = self.parameterAsFile(parameters, "DATASET", context)
         architecture = self.parameterAsEnumString(parameters, "ARCHITECTURE", context) or "maskrcnn_light"
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         seed = self.parameterAsInt(parameters, "SEED", context)
+        tile_size = self.parameterAsInt(parameters, "TILE_SIZE", context)
+        tile_step = self.parameterAsInt(parameters, "TILE_STEP", context) or tile_size // 2
         with user_errors():
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
-            index = open_dataset(folder)
-            tiles = index.images("train")
-            if not tiles:
-                raise QgsProcessingException(f"{folder}: the train split has no images.")
-            feedback.pushInfo(f"Training {architecture} on {len(tiles)} images of {folder} on {device}.")
+            if input_kind_of(architecture) == "optical":
+                from ..models.optical_data import OpticalFolder
+
+                scenes = OpticalFolder(folder).scenes("train")
+                if not scenes:
+                    raise QgsProcessingException(f"{folder}: the train split has no scenes.")
+                if tile_step > tile_size:
+                    raise QgsProcessingException(f"TILE_STEP {tile_step} is larger than TILE_SIZE {tile_size}: "
+                                                 "parts of the scenes would never be seen.")
+                feedback.pushInfo(f"Training {architecture} on {len(scenes)} scenes of {folder} ({tile_size} px "
+                                  f"tiles every {tile_step} px) on {device}.")
+                size_config = {}
+            else:
+                from ..models.data import open_dataset
+
+                tiles = open_dataset(folder).images("train")
+                if not tiles:
+                    raise QgsProcessingException(f"{folder}: the train split has no images.")
+                feedback.pushInfo(f"Training {architecture} on {len(tiles)} images of {folder} on {device}.")
+                size_config = self._size_config(architecture, tiles[0])
             seed_everything(seed)
-            model = build_detector(architecture, **self._size_config(architecture, tiles[0]))
+            model = build_model(architecture, **size_config)
             result = train(
                 model, folder,
                 epochs=self.parameterAsInt(parameters, "EPOCHS", context),
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
                 checkpoint_path=output, device=device, seed=seed, progress=progress_for(feedback),
-                metadata={"command": _command(self._name, parameters)},
+                metadata={"command": _command(self._name, parameters)}, tile_size=tile_size, tile_step=tile_step,
             )
         if result.cancelled:
             feedback.pushWarning(f"Cancelled after {result.iterations} iterations; the weights reached so far "
                                  f"are in {output}.")
         feedback.pushInfo(f"{result.iterations} iterations in {result.wall_time_s:.1f} s, final loss "
                           f"{result.final_loss:.4f}: {output}")
-        return {"OUTPUT": output, "FINAL_LOSS": result.final_loss, "ITERATIONS": result.iterations}
+        return {"OUTPUT": output, "FINAL_LOSS": result.final_loss, "ITERATIONS": result.iterations,
+                "TRAINING_TIME": result.wall_time_s}
 
     @staticmethod
     def _size_config(architecture, image) -> dict:
         """The tile size goes into the network's config where the network takes one."""
-        defaults = ARCHITECTURES[architecture][2]
+        defaults = ARCHITECTURES[architecture].defaults
         if architecture.startswith("maskrcnn") or "tile_size" in defaults:
             return {"tile_size": int(max(image["width"], image["height"]))}
         return {}

@@ -89,41 +89,70 @@ def percentile_limits(
     block_bytes: Optional[int] = None,
 ) -> StretchLimits:
     """Scene-wide per-band percentiles (numpy's 'inverted_cdf' definition), in one pass."""
+    return pooled_percentile_limits([image], low, high, progress, block_bytes)
+
+
+def histogram_percentiles(histogram: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
+    """Values at ``percentiles`` of the data whose counts per value 0, 1, 2 … are ``histogram``:
+    numpy's 'inverted_cdf' (the smallest value whose cumulative share reaches the percentile)."""
+    cumulative = np.cumsum(np.asarray(histogram, dtype=np.int64))
+    total = cumulative[-1] if cumulative.size else 0
+    if total == 0:
+        raise MineSARError("No valid pixels to take percentiles of.")
+    targets = [max(1, np.ceil(total * q / 100.0)) for q in percentiles]
+    return np.searchsorted(cumulative, targets).astype(np.float64)
+
+
+def pooled_percentile_limits(
+    images: Sequence[Orthophoto],
+    low: float = 2.0,
+    high: float = 98.0,
+    progress: Progress = SILENT,
+    block_bytes: Optional[int] = None,
+) -> StretchLimits:
+    """Per-band percentiles of the valid pixels of several scenes taken together (a training set:
+    every scene weighs by its pixel count). Exact from histograms for 8- and 16-bit bands;
+    float bands are sampled (about 2 million values per scene)."""
     if not 0.0 <= low < high <= 100.0:
         raise MineSARError(f"Percentiles must satisfy 0 <= low < high <= 100, not {low} and {high}.")
-    bands = image.info.band_count
-    exact = all(t in _INTEGER_TYPES for t in image.info.data_types)
-    bins = max(_INTEGER_TYPES.get(t, 0) for t in image.info.data_types) if exact else 0
+    if not images:
+        raise MineSARError("No images to take percentiles of.")
+    bands = images[0].info.band_count
+    for image in images[1:]:
+        if image.info.band_count != bands:
+            raise MineSARError(f"{image.path}: {image.info.band_count} band(s), but {images[0].path} has {bands}.")
+    types = [t for image in images for t in image.info.data_types]
+    exact = all(t in _INTEGER_TYPES for t in types)
+    bins = max(_INTEGER_TYPES.get(t, 0) for t in types) if exact else 0
     histograms = np.zeros((bands, bins), dtype=np.int64) if exact else None
-    stride = max(1, image.width * image.height // 2_000_000)
     samples: List[List[np.ndarray]] = [[] for _ in range(bands)]
-    windows = list(strip_windows(image.width, image.height, rows_per_strip(image.width, 2 * bands * 4, block_bytes)))
-    for index, window in enumerate(windows):
-        progress.update(index / len(windows))
-        block = image.read(window)
-        valid = image.valid_mask(block)
-        for band in range(bands):
-            values = block[band][valid]
-            if exact:
-                histograms[band] += np.bincount(values.astype(np.int64), minlength=bins)[:bins]
-            else:
-                values = values[np.isfinite(values)][::stride]
-                samples[band].append(values.astype(np.float64))
+    for number, image in enumerate(images):
+        stride = max(1, image.width * image.height // 2_000_000)
+        windows = list(strip_windows(image.width, image.height,
+                                     rows_per_strip(image.width, 2 * bands * 4, block_bytes)))
+        for index, window in enumerate(windows):
+            progress.update((number + index / len(windows)) / len(images))
+            block = image.read(window)
+            valid = image.valid_mask(block)
+            for band in range(bands):
+                values = block[band][valid]
+                if exact:
+                    histograms[band] += np.bincount(values.astype(np.int64), minlength=bins)[:bins]
+                else:
+                    values = values[np.isfinite(values)][::stride]
+                    samples[band].append(values.astype(np.float64))
     progress.update(1.0)
 
+    names = images[0].path if len(images) == 1 else f"{len(images)} images ({images[0].path} …)"
     lows, highs = np.zeros(bands), np.zeros(bands)
     for band in range(bands):
         if exact:
-            cumulative = np.cumsum(histograms[band])
-            total = cumulative[-1]
-            if total == 0:
-                raise MineSARError(f"{image.path}: band {band + 1} has no valid pixels.")
-            # inverted CDF: the smallest value whose cumulative share reaches the percentile
-            lows[band] = np.searchsorted(cumulative, max(1, np.ceil(total * low / 100.0)))
-            highs[band] = np.searchsorted(cumulative, max(1, np.ceil(total * high / 100.0)))
+            if not histograms[band].any():
+                raise MineSARError(f"{names}: band {band + 1} has no valid pixels.")
+            lows[band], highs[band] = histogram_percentiles(histograms[band], (low, high))
         else:
             values = np.concatenate(samples[band]) if samples[band] else np.empty(0)
             if values.size == 0:
-                raise MineSARError(f"{image.path}: band {band + 1} has no valid pixels.")
+                raise MineSARError(f"{names}: band {band + 1} has no valid pixels.")
             lows[band], highs[band] = np.percentile(values, [low, high], method="inverted_cdf")
     return StretchLimits(lows, highs, (low, high))
