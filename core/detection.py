@@ -128,15 +128,26 @@ def _same_basin(a: Polygon, b: Polygon) -> bool:
     return iou >= DUPLICATE_IOU or shared / min(a.area, b.area) >= DUPLICATE_CONTAINMENT
 
 
-def merge_detections(detections: Sequence[TileDetection]) -> List[Tuple[Polygon, float]]:
+def merge_detections(detections: Sequence[TileDetection],
+                     max_extent_px: Optional[float] = None) -> List[Tuple[Polygon, float]]:
     """One (polygon, score) per basin from all tiles' detections.
 
     Whole detections are de-duplicated by score (the best tile's outline wins). A cut detection
     that a kept whole one already covers is dropped; the remaining cut pieces that touch or
-    overlap are united (a basin larger than the overlap) with the best piece's score.
+    overlap are united (a basin larger than the overlap) with the best piece's score. A detection
+    or union wider or taller than ``max_extent_px`` is dropped: mining basins are a few km across,
+    and anything larger is a broad non-mining signal (a groundwater bowl, an atmospheric front)
+    that a detector boxed whole or in a chain of edge pieces, which otherwise grows into one
+    polygon of hundreds of km².
     """
+    def too_large(polygon) -> bool:
+        x1, y1, x2, y2 = polygon.bounds
+        return max_extent_px is not None and max(x2 - x1, y2 - y1) > max_extent_px
+
     kept: List[Tuple[Polygon, float]] = []
     for detection in sorted((d for d in detections if not d.cut), key=lambda d: -d.score):
+        if too_large(detection.polygon):
+            continue
         if not any(_same_basin(detection.polygon, polygon) for polygon, _ in kept):
             kept.append((detection.polygon, detection.score))
 
@@ -153,9 +164,24 @@ def merge_detections(detections: Sequence[TileDetection]) -> List[Tuple[Polygon,
         if isinstance(union, MultiPolygon):  # pieces joined at a corner only: keep the body
             union = max(union.geoms, key=lambda part: part.area)
         score = max(member.score for member in group)
+        if too_large(union):
+            continue
         if not any(_same_basin(union, polygon) for polygon, _ in kept):
             kept.append((union, score))
     return kept
+
+
+def pixel_size_m(geotransform: Optional[Sequence[float]], crs_wkt: Optional[str]) -> Optional[float]:
+    """The larger side of a pixel in metres (None without a georeference)."""
+    if not geotransform or not crs_wkt:
+        return None
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    x0, dx, _, y0, _, dy = geotransform
+    size = max(abs(dx), abs(dy))
+    if srs.IsGeographic():
+        return size * math.pi * (srs.GetSemiMajor() or 6378137.0) / 180.0  # along a meridian
+    return size * (srs.GetLinearUnits() or 1.0)
 
 
 def to_map(polygon: Polygon, geotransform: Sequence[float]) -> Polygon:

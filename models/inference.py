@@ -6,10 +6,15 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..core.detection import area_m2, merge_detections, tile_detections, overlapping_windows, to_map
+from ..core.detection import area_m2, merge_detections, overlapping_windows, pixel_size_m, tile_detections, to_map
 from ..core.errors import MineSARError
 from ..core.progress import Progress
 from .detectors import encode_phase
+
+
+# Mining basins reach a few km (seed 001/002: influence radii to ~1 km); beyond this an outline is
+# a broad signal such as a groundwater bowl.
+MAX_BASIN_EXTENT_M = 6000.0
 
 
 @dataclass
@@ -51,8 +56,10 @@ def detect_interferogram(
     batch_size: int = 4,
     score_threshold: float = 0.5,
     progress: Optional[Progress] = None,
+    max_extent_m: Optional[float] = MAX_BASIN_EXTENT_M,
 ) -> DetectionRun:
-    """Every basin ``model`` finds in ``source`` (an open core.io InterferogramSource)."""
+    """Every basin ``model`` finds in ``source`` (an open core.io InterferogramSource). Outlines
+    wider or taller than ``max_extent_m`` (or than a tile) are dropped as non-mining signals."""
     import torch
 
     progress = progress or Progress()
@@ -96,7 +103,11 @@ def detect_interferogram(
     progress.update(1.0)
 
     basins = []
-    for polygon, score in merge_detections(detections):
+    limit = float(tile_size)
+    metres = pixel_size_m(source.geotransform, source.crs_wkt)
+    if max_extent_m and metres:
+        limit = min(limit, max_extent_m / metres)
+    for polygon, score in merge_detections(detections, max_extent_px=limit):
         mapped = to_map(polygon, source.geotransform) if source.geotransform else polygon
         basins.append(Basin(mapped, score, area_m2(mapped, source.crs_wkt)))
     basins.sort(key=lambda basin: -basin.score)

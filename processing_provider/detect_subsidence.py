@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -49,7 +50,9 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         "The raster is read in tiles of TILE_SIZE pixels overlapping by OVERLAP pixels, BATCH_SIZE tiles at "
         "a time. A basin cut by a tile border is taken from the tile that holds it whole, or its pieces are "
         "united, so each basin is one polygon; keep OVERLAP larger than the largest basin in pixels. "
-        "No-data (NaN) areas give no detections. Detections below SCORE_THRESHOLD are dropped."
+        "No-data (NaN) areas give no detections. Detections below SCORE_THRESHOLD are dropped, and so are "
+        "outlines wider or taller than MAX_EXTENT km (advanced, default 6; 0 = only the tile size) or than a "
+        "tile: mining basins are a few km across, larger ones are groundwater bowls or atmospheric fronts."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -66,6 +69,10 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
                                                        maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Tiles per batch", defaultValue=4, minValue=1,
                                                        maxValue=256))
+        largest = QgsProcessingParameterNumber("MAX_EXTENT", "Largest basin (km across)", defaultValue=6.0,
+                                               type=QgsProcessingParameterNumber.Double, minValue=0.0)
+        largest.setFlags(largest.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(largest)
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Subsidence basins",
                                                             type=QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber("BASINS", "Basins found"))
@@ -92,7 +99,8 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
                 source, model, device, tile_size=tile_size, overlap=overlap,
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 score_threshold=self.parameterAsDouble(parameters, "SCORE_THRESHOLD", context),
-                progress=progress_for(feedback).span(0.0, 0.95))
+                progress=progress_for(feedback).span(0.0, 0.95),
+                max_extent_m=1000.0 * self.parameterAsDouble(parameters, "MAX_EXTENT", context) or None)
             crs_wkt, meta = source.crs_wkt, source.metadata
         crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt) if crs_wkt else QgsCoordinateReferenceSystem()
         sink, sink_id = self.create_sink(parameters, "OUTPUT", context, basin_fields(), QgsWkbTypes.Polygon, crs)

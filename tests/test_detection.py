@@ -103,6 +103,28 @@ def test_merge_keeps_the_whole_copy_and_unites_cut_pieces():
     assert big.bounds == (200.0, 0.0, 260.0, 30.0)
 
 
+def test_a_chain_of_cut_pieces_longer_than_a_tile_is_not_a_basin():
+    # Edge detections along a broad bowl, one per 64-px tile, each overlapping the next: united they
+    # would be one 300-px strip, wider than any tile could hold; a real cut basin stays.
+    chain = [TileDetection(box(x, 100, x + 70, 130), 0.6, cut=True) for x in range(0, 240, 60)]
+    basin = [TileDetection(box(400, 400, 440, 430), 0.8, cut=True), TileDetection(box(436, 402, 470, 428), 0.7, cut=True)]
+    assert len(merge_detections(chain + basin)) == 2  # without a cap: the strip and the basin
+    merged = merge_detections(chain + basin, max_extent_px=128)
+    assert [polygon.bounds for polygon, _ in merged] == [(400.0, 400.0, 470.0, 430.0)]
+    # A whole detection boxing a broad bowl is dropped the same way.
+    bowl = TileDetection(box(600, 600, 900, 880), 0.9, cut=False)
+    assert len(merge_detections([bowl] + basin, max_extent_px=128)) == 1
+
+
+def test_pixel_sizes_in_metres_for_the_extent_limit():
+    from minesar.core.detection import pixel_size_m
+    from minesar.core.io.rasters import epsg_wkt
+
+    assert pixel_size_m((500000.0, 30.0, 0.0, 4e6, 0.0, -30.0), epsg_wkt(32650)) == 30.0
+    assert pixel_size_m((110.0, 0.001, 0.0, 38.0, 0.0, -0.001), epsg_wkt(4326)) == pytest.approx(111.32, abs=0.01)
+    assert pixel_size_m(None, None) is None
+
+
 def test_neighbouring_basins_stay_two():
     a = TileDetection(Point(50, 50).buffer(10), 0.9, cut=False)
     b = TileDetection(Point(68, 50).buffer(10), 0.8, cut=False)  # overlapping rims, IoU ~0.1
