@@ -49,15 +49,19 @@ def phase_reader(source, tile_size: int) -> TileReader:
     return read
 
 
-def optical_reader(image, limits, tile_size: int) -> TileReader:
-    """Tiles of an open core.io Orthophoto as the "optical" input kind: each band stretched by the
-    checkpoint's scene percentiles (``limits``: core.io.optical.StretchLimits), 0 outside the footprint."""
+def optical_reader(image, normalisation: dict, tile_size: int) -> TileReader:
+    """Tiles of an open core.io Orthophoto as the "optical" input kind: each band scaled by the
+    checkpoint's scene percentiles exactly as in training (``segmenters.optical_input``), 0 outside
+    the footprint."""
+    from .segmenters import normalisation_limits, optical_input
+
+    normalisation_limits(normalisation, image.info.band_count, image.path)  # checked before any tile is read
 
     def read(window: Window):
         block = image.read(window)
         valid = image.valid_mask(block)
         tile = np.zeros((block.shape[0], tile_size, tile_size), dtype=np.float32)
-        tile[:, : window.height, : window.width] = np.where(valid, limits.apply(block), 0.0)
+        tile[:, : window.height, : window.width] = optical_input(block, normalisation, valid)
         return tile, valid
 
     return read

@@ -1,25 +1,13 @@
 """minesar:segmentminepatches: preliminary mine patches of a GF-2 orthophoto (seed 003)."""
 import os
 
-import numpy as np
-from qgis.core import QgsProcessingException, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterRasterLayer
 
-from ..core.io.optical import GF2_BANDS, Orthophoto, StretchLimits
+from ..core.io.optical import GF2_BANDS, Orthophoto
 from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
 from .preprocessing_common import raster_path
 from .segmentation_common import (add_segmentation_parameters, load_segmenter, raster_outputs, style_outputs,
                                   write_zones)
-
-
-def stretch_of(metadata: dict, checkpoint: str) -> StretchLimits:
-    """The checkpoint's per-band scene percentiles: the networks were trained on them."""
-    normalisation = metadata.get("normalisation") or {}
-    try:
-        low, high = np.asarray(normalisation["low"], float), np.asarray(normalisation["high"], float)
-    except (KeyError, TypeError, ValueError):
-        raise QgsProcessingException(f"{checkpoint}: the checkpoint holds no per-band percentiles "
-                                     "(normalisation low/high) for optical input.")
-    return StretchLimits(low, high, tuple(normalisation.get("percentiles", (2, 98))))
 
 
 class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
@@ -60,15 +48,15 @@ class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
             model, metadata, checkpoint = load_segmenter(
                 model_name, device, "optical",
                 {"detection": "minesar:detectsubsidence", "phase": "minesar:segmentsubsidence"})
-            bands = tuple((metadata.get("normalisation") or {}).get("bands") or GF2_BANDS)
-            limits = stretch_of(metadata, checkpoint)
+            normalisation = metadata.get("normalisation")
+            bands = tuple(metadata.get("input_bands") or (normalisation or {}).get("bands") or GF2_BANDS)
             with Orthophoto(path, bands) as image:
                 if image.info.geotransform is None:
                     feedback.pushWarning(f"{path}: no georeference; outputs are in pixel coordinates.")
                 feedback.pushInfo(f"{os.path.basename(path)}: {image.width} × {image.height} px; model "
                                   f"{model.architecture} from {checkpoint} on {device}.")
                 run = segment_to_rasters(
-                    optical_reader(image, limits, tile), image.width, image.height, model, device, probability,
+                    optical_reader(image, normalisation, tile), image.width, image.height, model, device, probability,
                     mask, image.info.geotransform, image.info.crs_wkt, tile_size=tile,
                     overlap=self.parameterAsInt(parameters, "OVERLAP", context),
                     batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
