@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Trains the default detector weights shipped in models/weights/, from our own simulations only.
+"""Trains the default weights shipped in models/weights/ (detectors and segmenters), from our own
+simulations only.
 
     .venv/bin/python scripts/train_default_detectors.py --model yolobasin [--count 1600] [--epochs 12]
-        [--batch 8] [--lr 2e-3] [--device auto] [--threads 2] [--minutes 0]
+        [--batch 8] [--lr 2e-3] [--device auto] [--threads 2] [--minutes 0] [--config '{"base_width": 16}']
+
+Interferogram networks (detectors, ecaunet and the other subsidence segmenters):
 
 1. Simulates the training set with MineSAR's simulator (SimulationRecipe defaults, 256 × 256 at
    30 m, seed 1) into .build/detector-data/train unless it is there already: several basins per
@@ -10,9 +13,14 @@
    spectrum (kilometre-scale blobs), 20 mm/km stratified delay over a fractal DEM, coherence
    0.25–0.95 with multilook decorrelation, decorrelated steep centres, groundwater bowls and
    atmospheric blobs labelled background, ramps.
-2. Trains with models.training.train (flips and quarter turns), the same code as
-   minesar:trainmodel, and writes models/weights/<model>.pt in fp16 with the command, the data
-   recipe, the wall time and the hardware in its metadata.
+Mine-patch networks (minepatch, minepatch_light):
+1. Simulates ``--count`` GF-2 scenes of 1024² at 1 m (OpticalRecipe defaults: the four mine kinds,
+   confusers, relief 120 m; seed ``--seed``) into .build/detector-data/optical-COUNT-seedSEED.
+2. Trains on 256² tiles at step 128 with flips and quarter turns, the bands stretched by the
+   training split's 2nd/98th percentiles (stored in the checkpoint).
+Then, for both: models.training.train, the same code as minesar:trainmodel, writes
+models/weights/<model>.pt in fp16 with the command, the data recipe, the wall time and the
+hardware in its metadata.
 
 ``--minutes`` sizes the schedule to a wall-time budget (0 = no budget) from the speed of 20 probe
 iterations, or ``--iterations`` sets it; past 1.15 × the budget the run stops and keeps its weights.
@@ -32,8 +40,10 @@ sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
 from minesar.core.progress import Progress  # noqa: E402
 from minesar.core.simulation.generate import simulate_dataset  # noqa: E402
 from minesar.core.simulation.interferograms import SimulationRecipe  # noqa: E402
-from minesar.models.checkpoint import WEIGHTS_DIR, load_detector, save_checkpoint  # noqa: E402
-from minesar.models.registry import build_detector  # noqa: E402
+from minesar.core.simulation.optical import OpticalRecipe  # noqa: E402
+from minesar.core.simulation.optical_scenes import simulate_optical_scenes  # noqa: E402
+from minesar.models.checkpoint import WEIGHTS_DIR, load_model, save_checkpoint  # noqa: E402
+from minesar.models.registry import build_model, input_kind_of  # noqa: E402
 from minesar.models.training import train  # noqa: E402
 
 DATA_DIR = os.path.join(ROOT, ".build", "detector-data")
@@ -62,7 +72,9 @@ def main():
     parser.add_argument("--iterations", type=int, default=0, help="cap on iterations (0 = the epochs decide)")
     parser.add_argument("--output", default=None)
     parser.add_argument("--resume", default=None, help="checkpoint to continue from (a fresh schedule)")
+    parser.add_argument("--config", default="{}", help="JSON of constructor arguments, e.g. '{\"base_width\": 16}'")
     args = parser.parse_args()
+    config = json.loads(args.config)
 
     import torch
 
@@ -70,26 +82,35 @@ def main():
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    folder = os.path.join(DATA_DIR, f"train-{args.count}-seed{args.seed}")
-    recipe = SimulationRecipe(rows=256, cols=256)
+    optical = input_kind_of(args.model) == "optical"
+    if optical:
+        folder = os.path.join(DATA_DIR, f"optical-{args.count}-seed{args.seed}")
+        recipe = OpticalRecipe(rows=1024, cols=1024)
+    else:
+        folder = os.path.join(DATA_DIR, f"train-{args.count}-seed{args.seed}")
+        recipe = SimulationRecipe(rows=256, cols=256)
     if not os.path.isdir(folder):
         started = time.perf_counter()
-        simulate_dataset(folder, recipe, count=args.count, seed=args.seed)
+        if optical:
+            simulate_optical_scenes(folder, recipe, args.count, args.seed,
+                                    split_fractions={"train": 0.9, "val": 0.1, "test": 0.0})
+        else:
+            simulate_dataset(folder, recipe, count=args.count, seed=args.seed)
         print(f"simulated {args.count} scenes in {time.perf_counter() - started:.0f} s -> {folder}", flush=True)
 
     previous_minutes = 0.0
     if args.resume:
-        model, previous = load_detector(args.resume)
+        model, previous = load_model(args.resume)
         previous_minutes = float(previous.get("training_wall_time_min", 0.0))
     else:
-        model = build_detector(args.model)
+        model = build_model(args.model, **config)
     max_iterations = args.iterations or None
     if args.minutes > 0 and not max_iterations:
         # Time 20 iterations on a throw-away copy to size the schedule to the budget.
-        probe = build_detector(args.model)
+        probe = build_model(args.model, **config)
         started = time.perf_counter()
         train(probe, folder, epochs=1, batch_size=args.batch, learning_rate=args.lr, device=device,
-              checkpoint_path=os.path.join(DATA_DIR, "probe.pt"), max_iterations=20, seed=args.seed)
+              checkpoint_path=os.path.join(DATA_DIR, f"probe-{args.model}.pt"), max_iterations=20, seed=args.seed)
         per_iteration = (time.perf_counter() - started) / 20
         max_iterations = max(20, int(args.minutes * 60 / per_iteration))
         print(f"{per_iteration:.2f} s per iteration: {max_iterations} iterations fit in {args.minutes} min", flush=True)
@@ -122,7 +143,7 @@ def main():
                                             "minutes": previous_minutes}} if args.resume else {}),
                    })
     minutes = (time.perf_counter() - started) / 60
-    trained, metadata = load_detector(work)
+    trained, metadata = load_model(work)
     metadata["training_wall_time_min"] = round(previous_minutes + minutes, 1)
     output = args.output or os.path.join(WEIGHTS_DIR, f"{args.model}.pt")
     save_checkpoint(output, trained, metadata, half=True)

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Shipped (or given) segmentation networks on held-out simulated data: the issue's figures.
+
+Subsidence (``ecaunet`` and the other phase segmenters): bench/detection_accuracy.py's held-out
+set (seed 2024, wider ranges than training: depth 0.5–200 mm, radius 80–500 m, 8 mm RMS
+turbulence, coherence down to 0.20, 0–5 basins, more distractors; 400 tiles of 256²) → PA, MIoU,
+IoU(background), IoU(subsidence) (paper: ECA-UNet 62.74 %), and the basin-level rule (connected
+regions at probability ≥ 0.5 matched at IoU ≥ 0.25; basins under 8 mm ignored).
+
+Mine patches (``minepatch_light``, ``minepatch``): held-out GF-2 scenes of 1024² at 1 m, seed 4040,
+wider than the training recipe (relief 160 m instead of 120, 2–10 patches instead of 3–8, 150 m² to
+25 ha instead of 200 m² to 20 ha) → pixel precision, recall, F1 (paper 0.727), IoU, with the
+checkpoint's own band percentiles.
+
+    .venv/bin/python bench/segmentation_accuracy.py [--models ecaunet minepatch_light] [--device auto]
+        [--scenes 8] [--threads 2]
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from detection_accuracy import held_out_folder  # noqa: E402
+from minesar.core.simulation.optical import OpticalRecipe  # noqa: E402
+from minesar.core.simulation.optical_scenes import simulate_optical_scenes  # noqa: E402
+from minesar.models.checkpoint import checkpoint_for, load_model  # noqa: E402
+from minesar.models.device import resolve_device  # noqa: E402
+
+OPTICAL_HELD_OUT = OpticalRecipe(rows=1024, cols=1024, patch_count=(2, 10), patch_area_m2=(150.0, 250_000.0),
+                                 relief_m=160.0)
+OPTICAL_SEED = 4040
+
+
+def optical_held_out(scenes: int) -> str:
+    folder = os.path.join(ROOT, ".build", "detector-data", f"optical-heldout-seed{OPTICAL_SEED}-{scenes}")
+    if not os.path.isdir(folder):
+        simulate_optical_scenes(folder, OPTICAL_HELD_OUT, scenes, OPTICAL_SEED,
+                                split_fractions={"train": 0.0, "val": 0.0, "test": 1.0})
+    return folder
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["ecaunet", "minepatch_light"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--count", type=int, default=400, help="held-out interferogram tiles")
+    parser.add_argument("--scenes", type=int, default=8, help="held-out GF-2 scenes")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    from minesar.models.evaluation import evaluate_segmenter
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    for name in args.models:
+        path = checkpoint_for(name)
+        model, metadata = load_model(path, device)
+        optical = model.input_kind == "optical"
+        folder = optical_held_out(args.scenes) if optical else held_out_folder(args.count)
+        started = time.perf_counter()
+        scores = evaluate_segmenter(model, folder, "test", device=device, batch_size=8,
+                                    normalisation=metadata.get("normalisation") if optical else None)
+        seconds = time.perf_counter() - started
+        minutes = metadata.get("training_wall_time_min", "?")
+        print(f"\n== {name}: {model.architecture} {model.config()} ({os.path.basename(path)}, trained {minutes} min "
+              f"on {metadata.get('hardware', '?')}); {seconds:.1f} s on {device}")
+        print(f"pixels: PA {scores['PA']:.3f}  MIoU {scores['MIoU']:.3f}  IoU(background) {scores['IoU_background']:.3f}  "
+              f"IoU({'mine patch' if optical else 'subsidence'}) {scores['IoU_subsidence']:.3f}  "
+              f"precision {scores['pixel_precision']:.3f}  recall {scores['pixel_recall']:.3f}  "
+              f"F1 {scores['pixel_F1']:.3f}")
+        if not optical:
+            print(f"basin level (IoU ≥ 0.25, ≥ 8 mm): P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
+                  f"F1 {scores['F1']:.3f}  (TP {scores['TP']}, FP {scores['FP']}, FN {scores['FN']}; "
+                  f"{scores['truths']} basins counted, {scores['ignored_truths']} shallower ignored)")
+
+
+if __name__ == "__main__":
+    main()
