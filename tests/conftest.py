@@ -86,6 +86,31 @@ def delete_leftover_layers_before_exit(qgis_app):
 _PROVIDERS = []  # the registry does not keep the Python side of a provider alive: we do
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread for a module: two OpenMP threads on a busy 2-core machine spin-wait
+    and run 5–20 times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def run_algorithm(minesar_provider):
+    """processing.run of a minesar algorithm with a fresh context and feedback."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    def _run(name, parameters):
+        return processing.run(f"minesar:{name}", parameters, context=QgsProcessingContext(),
+                              feedback=QgsProcessingFeedback())
+
+    return _run
+
+
 @pytest.fixture
 def minesar_provider(qgis_processing):
     """The registered minesar provider (registered now if a plugin test removed it)."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from osgeo import gdal
-from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from minesar.core.simulation.generate import simulate_dataset, simulate_scene
 from minesar.core.simulation.interferograms import SimulationRecipe
@@ -16,12 +16,7 @@ from minesar.models.training import seed_everything, train
 DEEP = dict(basin_count=(1, 2), subsidence_mm=(60.0, 120.0), distractor_share=0.0, atmosphere_mm=1.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +32,8 @@ def ecaunet(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def run(minesar_provider):
-    import processing
-
-    def _run(name, parameters):
-        return processing.run(f"minesar:{name}", parameters, context=QgsProcessingContext(),
-                              feedback=QgsProcessingFeedback())
-
-    return _run
-
-
-def test_a_whole_interferogram_is_segmented_without_seams(run, ecaunet, tmp_path):
+def test_a_whole_interferogram_is_segmented_without_seams(run_algorithm, ecaunet, tmp_path):
+    run = run_algorithm
     scene = str(tmp_path / "scene.tif")
     _, _, geotransform, _ = simulate_scene(scene, SimulationRecipe(rows=150, cols=190, **DEEP), seed=9)
     dataset = gdal.Open(scene, gdal.GA_Update)
@@ -102,7 +87,8 @@ def test_a_whole_interferogram_is_segmented_without_seams(run, ecaunet, tmp_path
         assert feature["date1"] == "2021-01-01"
 
 
-def test_the_wrong_model_or_input_is_named(run, ecaunet, tmp_path):
+def test_the_wrong_model_or_input_is_named(run_algorithm, ecaunet, tmp_path):
+    run = run_algorithm
     scene = str(tmp_path / "scene.tif")
     coherence = str(tmp_path / "coherence.tif")
     simulate_scene(scene, SimulationRecipe(rows=64, cols=64, **DEEP), seed=2, coherence_path=coherence)
@@ -117,7 +103,8 @@ def test_the_wrong_model_or_input_is_named(run, ecaunet, tmp_path):
     assert not any(p.name.startswith(("p", "m", "z")) and p.suffix in (".tif", ".gpkg") for p in tmp_path.iterdir())
 
 
-def test_mine_patches_of_an_orthophoto(run, tmp_path):
+def test_mine_patches_of_an_orthophoto(run_algorithm, tmp_path):
+    run = run_algorithm
     folder = tmp_path / "gf2"
     recipe = OpticalRecipe(rows=96, cols=112, patch_count=(2, 3), patch_area_m2=(300.0, 1500.0), relief_m=20.0)
     simulate_optical_scenes(str(folder), recipe, 3, seed=4, split_fractions={"train": 0.67, "val": 0.0, "test": 0.33})

@@ -34,12 +34,7 @@ TINY = {"ecaunet": {"base_width": 4}, "unet": {"base_width": 4},
 SEGMENTERS = ("ecaunet", "unet", "fcn8s", "fcn16s", "fcn32s", "pspnet", "deeplabv3", "minepatch", "minepatch_light")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 OpenMP threads on a busy 2-core machine spin-wait: 5-20x slower
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -364,18 +359,6 @@ def test_segmenter_checkpoint_round_trip(tmp_path):
 
 
 # --- Processing -------------------------------------------------------------------------------
-
-@pytest.fixture
-def run_algorithm(minesar_provider):
-    import processing
-    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
-
-    def _run(name, parameters):
-        return processing.run(f"minesar:{name}", parameters, context=QgsProcessingContext(),
-                              feedback=QgsProcessingFeedback())
-
-    return _run
-
 
 def test_train_and_evaluate_ecaunet_through_processing(run_algorithm, phase_folder, tmp_path):
     from qgis.core import QgsApplication, QgsVectorLayer
