@@ -10,8 +10,8 @@ polygon IoU ≥ 0.25; truths under 8 mm peak count neither as misses nor, when m
 alarms. A detection that matches no mining truth is a false alarm; the ones lying on a groundwater
 bowl or atmospheric blob of the truth are counted apart.
 
-    .venv/bin/python bench/detection_scene.py [--model yolobasin] [--size 2048] [--seeds 1 2 3]
-        [--tiles 512 256] [--overlap 128] [--threads 2]
+    .venv/bin/python bench/detection_scene.py [--model yolobasin] [--size 2048] [--seeds 1 2 3 4 5]
+        [--tiles 512 256] [--overlap 128] [--threads 1]
 """
 import argparse
 import dataclasses
@@ -72,11 +72,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="yolobasin")
     parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--basins", type=int, nargs=2, default=[15, 30])
     parser.add_argument("--tiles", type=int, nargs="+", default=[512, 256])
     parser.add_argument("--overlap", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 

@@ -55,6 +55,7 @@ class StripBlender:
             raise ValueError(f"tile at row {window.row} comes after rows up to {self._first} were written")
         if weights is None:
             weights = tile_weights(window, self.width, self.height, self.overlap)
+        self._skip_to(window.row)  # rows above this tile that no tile reached
         end = window.row + window.height - self._first
         if end > self._sum.shape[0]:
             grow = end - self._sum.shape[0]
@@ -69,17 +70,24 @@ class StripBlender:
 
     def release_before(self, row: int) -> None:
         """Write every row above ``row``: no tile still to come starts above it."""
-        count = min(max(0, row - self._first), self._sum.shape[0])
-        if count:
-            self._emit(count)
+        row = min(row, self.height)
+        held = min(max(0, row - self._first), self._sum.shape[0])
+        if held:
+            self._emit(held)
+        self._skip_to(row)
 
     def finish(self) -> None:
-        if self._first < self.height:
-            missing = self.height - self._first - self._sum.shape[0]
-            if missing > 0:  # rows no tile reached (cannot happen with overlapping_windows)
-                self._sum = np.vstack([self._sum, np.zeros((missing, self.width))])
-                self._weight = np.vstack([self._weight, np.zeros((missing, self.width))])
-            self._emit(self._sum.shape[0])
+        self.release_before(self.height)
+
+    def _skip_to(self, row: int) -> None:
+        """Rows no tile reached (all no data): NaN, a tile's height at a time, never held whole."""
+        if self._sum.shape[0] or row <= self._first:
+            return
+        chunk = max(1, min(row - self._first, 256))
+        while self._first < row:
+            count = min(chunk, row - self._first)
+            self._write(self._first, np.full((count, self.width), np.nan, dtype=np.float32))
+            self._first += count
 
     def _emit(self, count: int) -> None:
         weight = self._weight[:count]

@@ -129,20 +129,22 @@ def _same_basin(a: Polygon, b: Polygon) -> bool:
 
 
 def merge_detections(detections: Sequence[TileDetection],
-                     max_extent_px: Optional[float] = None) -> List[Tuple[Polygon, float]]:
+                     max_extent_px=None) -> List[Tuple[Polygon, float]]:
     """One (polygon, score) per basin from all tiles' detections.
 
     Whole detections are de-duplicated by score (the best tile's outline wins). A cut detection
     that a kept whole one already covers is dropped; the remaining cut pieces that touch or
     overlap are united (a basin larger than the overlap) with the best piece's score. A detection
-    or union wider or taller than ``max_extent_px`` is dropped: mining basins are a few km across,
+    or union wider or taller than ``max_extent_px`` (one number, or (columns, rows)) is dropped: mining basins are a few km across,
     and anything larger is a broad non-mining signal (a groundwater bowl, an atmospheric front)
     that a detector boxed whole or in a chain of edge pieces, which otherwise grows into one
     polygon of hundreds of km².
     """
+    limits = (max_extent_px, max_extent_px) if isinstance(max_extent_px, (int, float)) else max_extent_px
+
     def too_large(polygon) -> bool:
         x1, y1, x2, y2 = polygon.bounds
-        return max_extent_px is not None and max(x2 - x1, y2 - y1) > max_extent_px
+        return limits is not None and (x2 - x1 > limits[0] or y2 - y1 > limits[1])
 
     kept: List[Tuple[Polygon, float]] = []
     for detection in sorted((d for d in detections if not d.cut), key=lambda d: -d.score):
@@ -171,17 +173,21 @@ def merge_detections(detections: Sequence[TileDetection],
     return kept
 
 
-def pixel_size_m(geotransform: Optional[Sequence[float]], crs_wkt: Optional[str]) -> Optional[float]:
-    """The larger side of a pixel in metres (None without a georeference)."""
+def pixel_size_m(geotransform: Optional[Sequence[float]], crs_wkt: Optional[str],
+                 rows: int = 0) -> Optional[Tuple[float, float]]:
+    """A pixel's (width, height) in metres (None without a georeference); in a geographic CRS the
+    width is taken at the latitude of the raster's middle row (of ``rows``)."""
     if not geotransform or not crs_wkt:
         return None
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)
     x0, dx, _, y0, _, dy = geotransform
-    size = max(abs(dx), abs(dy))
     if srs.IsGeographic():
-        return size * math.pi * (srs.GetSemiMajor() or 6378137.0) / 180.0  # along a meridian
-    return size * (srs.GetLinearUnits() or 1.0)
+        per_degree = math.pi * (srs.GetSemiMajor() or 6378137.0) / 180.0
+        latitude = y0 + dy * rows / 2.0
+        return abs(dx) * per_degree * math.cos(math.radians(latitude)), abs(dy) * per_degree
+    unit = srs.GetLinearUnits() or 1.0
+    return abs(dx) * unit, abs(dy) * unit
 
 
 def to_map(polygon: Polygon, geotransform: Sequence[float]) -> Polygon:

@@ -1,25 +1,27 @@
 """Polygons of a segmentation's positive mask with the probabilities inside them.
 
 Both rasters are files on the same grid (written by the segmentation run). GDAL traces the mask
-(8-connected: a diagonal step is one zone); each zone's probabilities are then read in the window
-of its own envelope, so no full-size array is held.
+(8-connected: a diagonal step is one zone); the zones are then burnt into a temporary raster of
+zone numbers and the probabilities summed strip by strip, so no full-size array is held however
+large a zone is.
 """
-import math
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import List
 
 import numpy as np
 from osgeo import gdal, ogr
-from shapely import wkb
+from shapely import affinity, wkb
 
 from .detection import area_m2
 from .errors import MineSARError
-from .io.rasters import Window, _GdalFailures, open_raster, read_window
+from .io.rasters import _GdalFailures, open_raster, read_window, rows_per_strip, strip_windows
 
 
 @dataclass
 class Zone:
-    polygon: object  # shapely, map coordinates
+    polygon: object  # shapely, map coordinates (pixel coordinates, y up, without a georeference)
     mean_probability: float
     max_probability: float
     area_m2: float
@@ -29,51 +31,68 @@ class Zone:
 def zones(mask_path: str, probability_path: str, positive: int = 1, progress=None) -> List[Zone]:
     mask_dataset = open_raster(mask_path)
     probability = open_raster(probability_path)
-    geotransform = mask_dataset.GetGeoTransform()
+    georeferenced = mask_dataset.GetGeoTransform(can_return_null=True) is not None
     crs_wkt = mask_dataset.GetProjection()
     band = mask_dataset.GetRasterBand(1)
+    width, height = mask_dataset.RasterXSize, mask_dataset.RasterYSize
     vector = ogr.GetDriverByName("Memory").CreateDataSource("")
     layer = vector.CreateLayer("zones", geom_type=ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     with _GdalFailures() as failures:
-        result = gdal.Polygonize(band, band.GetMaskBand(), layer, 0, ["8CONNECTED=8"])
+        # The band as its own mask: background (0) is never traced, only zones and no data.
+        result = gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
     if result != 0:
         raise MineSARError(f"{mask_path}: the mask could not be traced into polygons ({failures.describe()}).")
-    x0, dx, _, y0, _, dy = geotransform
-    width, height = mask_dataset.RasterXSize, mask_dataset.RasterYSize
+    geometries = [feature.GetGeometryRef().Clone() for feature in layer if feature.GetField(0) == positive]
+    if progress is not None:
+        progress.update(0.3)
+    if not geometries:
+        return []
+
+    count = len(geometries)
+    sums, maxima, pixels = np.zeros(count + 1), np.full(count + 1, -np.inf), np.zeros(count + 1, dtype=np.int64)
+    handle, numbers_path = tempfile.mkstemp(suffix=".tif", prefix=".minesar-zones-",
+                                            dir=os.path.dirname(os.path.abspath(mask_path)))
+    os.close(handle)
+    try:
+        numbers = gdal.GetDriverByName("GTiff").Create(numbers_path, width, height, 1, gdal.GDT_Int32,
+                                                       ["COMPRESS=DEFLATE", "TILED=YES"])
+        numbers.SetGeoTransform(mask_dataset.GetGeoTransform())
+        burn_layer = vector.CreateLayer("numbers", geom_type=ogr.wkbPolygon)
+        burn_layer.CreateField(ogr.FieldDefn("number", ogr.OFTInteger))
+        for number, geometry in enumerate(geometries, start=1):
+            feature = ogr.Feature(burn_layer.GetLayerDefn())
+            feature.SetField("number", number)
+            feature.SetGeometry(geometry)
+            burn_layer.CreateFeature(feature)
+        with _GdalFailures():
+            gdal.RasterizeLayer(numbers, [1], burn_layer, options=["ATTRIBUTE=number"])
+        windows = list(strip_windows(width, height, rows_per_strip(width, 16)))
+        for index, window in enumerate(windows):
+            if progress is not None:
+                progress.update(0.3 + 0.7 * index / len(windows))
+            ids = read_window(numbers, window).ravel()
+            values = read_window(probability, window).astype(np.float64).ravel()
+            inside = (ids > 0) & np.isfinite(values)
+            ids, values = ids[inside], values[inside]
+            sums += np.bincount(ids, weights=values, minlength=count + 1)
+            pixels += np.bincount(ids, minlength=count + 1)
+            np.maximum.at(maxima, ids, values)
+        numbers = None
+    finally:
+        for leftover in (numbers_path, numbers_path + ".aux.xml"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
     found = []
-    features = [f for f in layer if f.GetField(0) == positive]
-    for number, feature in enumerate(features):
-        if progress is not None:
-            progress.update(number / max(1, len(features)))
-        geometry = feature.GetGeometryRef()
-        left, right, bottom, top = geometry.GetEnvelope()
-        cols = sorted(((left - x0) / dx, (right - x0) / dx))
-        rows = sorted(((top - y0) / dy, (bottom - y0) / dy))
-        c0, c1 = max(0, int(math.floor(cols[0] + 1e-9))), min(width, int(math.ceil(cols[1] - 1e-9)))
-        r0, r1 = max(0, int(math.floor(rows[0] + 1e-9))), min(height, int(math.ceil(rows[1] - 1e-9)))
-        window = Window(c0, r0, c1 - c0, r1 - r0)
-        inside = _burn(geometry, window, geotransform)
-        values = read_window(probability, window).astype(np.float64)[inside]
-        values = values[np.isfinite(values)]
+    for number, geometry in enumerate(geometries, start=1):
         polygon = wkb.loads(bytes(geometry.ExportToWkb()))
-        found.append(Zone(polygon, float(values.mean()) if values.size else float("nan"),
-                          float(values.max()) if values.size else float("nan"),
-                          area_m2(polygon, crs_wkt), int(inside.sum())))
+        if not georeferenced:
+            # QGIS shows a raster without georeference at y = −row: the zones must lie on it.
+            polygon = affinity.scale(polygon, 1.0, -1.0, origin=(0.0, 0.0))
+        n = int(pixels[number])
+        found.append(Zone(polygon, float(sums[number] / n) if n else float("nan"),
+                          float(maxima[number]) if n else float("nan"), area_m2(polygon, crs_wkt), n))
     if progress is not None:
         progress.update(1.0)
     return found
-
-
-def _burn(geometry, window: Window, geotransform) -> np.ndarray:
-    x0, dx, _, y0, _, dy = geotransform
-    target = gdal.GetDriverByName("MEM").Create("", window.width, window.height, 1, gdal.GDT_Byte)
-    target.SetGeoTransform((x0 + window.col * dx, dx, 0.0, y0 + window.row * dy, 0.0, dy))
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("one", geom_type=ogr.wkbPolygon)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(geometry.Clone())
-    layer.CreateFeature(feature)
-    with _GdalFailures():
-        gdal.RasterizeLayer(target, [1], layer, burn_values=[1])
-    return target.GetRasterBand(1).ReadAsArray().astype(bool)

@@ -103,12 +103,13 @@ def detect_interferogram(
     progress.update(1.0)
 
     basins = []
-    limit = float(tile_size)
-    metres = pixel_size_m(source.geotransform, source.crs_wkt)
+    limit = (float(tile_size), float(tile_size))
+    metres = pixel_size_m(source.geotransform, source.crs_wkt, source.height)
     if max_extent_m and metres:
-        limit = min(limit, max_extent_m / metres)
+        limit = (min(limit[0], max_extent_m / metres[0]), min(limit[1], max_extent_m / metres[1]))
     for polygon, score in merge_detections(detections, max_extent_px=limit):
-        mapped = to_map(polygon, source.geotransform) if source.geotransform else polygon
+        # Without a georeference QGIS shows the raster at y = −row: the outlines must lie on it.
+        mapped = to_map(polygon, source.geotransform or (0.0, 1.0, 0.0, 0.0, 0.0, -1.0))
         basins.append(Basin(mapped, score, area_m2(mapped, source.crs_wkt)))
     basins.sort(key=lambda basin: -basin.score)
     return DetectionRun(basins, len(windows), skipped, time.perf_counter() - started, source.width * source.height)

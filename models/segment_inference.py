@@ -86,27 +86,46 @@ def segment_to_rasters(
 ) -> SegmentationRun:
     """Probability (float32, NaN = no data) and mask (1 ≥ ``threshold``, 0 below, 255 no data)
     rasters of ``model`` over a ``width`` × ``height`` raster read by ``read_tile``."""
-    import torch
-
     if not 0.0 < threshold < 1.0:
         raise MineSARError(f"Threshold {threshold}: use a probability strictly between 0 and 1.")
     if batch_size < 1:
         raise MineSARError(f"Batch size {batch_size}: use at least 1.")
     windows = overlapping_windows(width, height, tile_size, overlap)
     started = time.perf_counter()
-    skipped, positive = 0, [0]
+    counts = {"skipped": 0, "positive": 0}
     model.eval()
     tags = dict(tags or {})
-    with AtomicGeoTiff(probability_path, width, height, 1, np.float32, geotransform, crs_wkt, np.nan,
-                       dict(tags, MINESAR_PRODUCT="probability"), ["probability"]) as probability_out, \
-            AtomicGeoTiff(mask_path, width, height, 1, np.uint8, geotransform, crs_wkt, MASK_NODATA,
-                          dict(tags, MINESAR_PRODUCT="mask", MINESAR_THRESHOLD=str(threshold)),
-                          ["mask"]) as mask_out:
+    if geotransform is not None and (geotransform[2] or geotransform[4]):
+        raise MineSARError("The raster's grid is rotated; warp it north-up first (Raster > Projections > Warp).")
+    # Both files are finished before either is renamed into place, so a failure while writing or
+    # flushing one of them leaves neither (a new mask never stands beside an old probability).
+    probability_file = AtomicGeoTiff(probability_path, width, height, 1, np.float32, geotransform, crs_wkt, np.nan,
+                                     dict(tags, MINESAR_PRODUCT="probability"), ["probability"], deferred=True)
+    mask_file = AtomicGeoTiff(mask_path, width, height, 1, np.uint8, geotransform, crs_wkt, MASK_NODATA,
+                              dict(tags, MINESAR_PRODUCT="mask", MINESAR_THRESHOLD=str(threshold)), ["mask"],
+                              deferred=True)
+    try:
+        _blend_into(probability_file, mask_file, read_tile, windows, width, height, model, device, overlap,
+                    batch_size, threshold, progress, counts)
+        probability_file.publish()
+        mask_file.publish()
+    finally:
+        probability_file.discard()
+        mask_file.discard()
+    return SegmentationRun(len(windows), counts["skipped"], time.perf_counter() - started, width * height,
+                           counts["positive"])
+
+
+def _blend_into(probability_file, mask_file, read_tile, windows, width, height, model, device, overlap, batch_size,
+                threshold, progress, counts) -> None:
+    import torch
+
+    with probability_file as probability_out, mask_file as mask_out:
 
         def write(first_row: int, rows: np.ndarray) -> None:
             probability_out.write(rows, first_row)
             mask = np.where(np.isfinite(rows), rows >= threshold, MASK_NODATA).astype(np.uint8)
-            positive[0] += int(np.count_nonzero(mask == 1))
+            counts["positive"] += int(np.count_nonzero(mask == 1))
             mask_out.write(mask, first_row)
 
         blender = StripBlender(width, height, overlap, write)
@@ -126,14 +145,15 @@ def segment_to_rasters(
         for number, window in enumerate(windows):
             progress.update(number / len(windows))
             image, valid = read_tile(window)
+            following = windows[number + 1].row if number + 1 < len(windows) else height
             if not valid.any():
-                skipped += 1
+                counts["skipped"] += 1
+                if not pending:  # a run of no-data tiles must not hold its rows
+                    blender.release_before(following)
             else:
                 pending.append((window, image, valid))
             if len(pending) == batch_size:
-                following = windows[number + 1].row if number + 1 < len(windows) else height
                 run_batch(following)
         run_batch(height)
         blender.finish()
         progress.update(1.0)
-    return SegmentationRun(len(windows), skipped, time.perf_counter() - started, width * height, positive[0])

@@ -56,8 +56,9 @@ def load_segmenter(model_name: str, device, input_kind: str, use_instead: dict):
     task = getattr(model, "task", "detection")
     kind = getattr(model, "input_kind", None) if task == "segmentation" else task
     if kind != input_kind:
-        raise QgsProcessingException(f"MODEL {model_name} ({checkpoint}) is a {model.architecture} "
-                                     f"{'detector' if task == 'detection' else kind + ' segmenter'}: "
+        what = "detector" if task == "detection" else f"{kind} segmenter"
+        named = model_name if model_name == checkpoint else f"{model_name} ({checkpoint})"
+        raise QgsProcessingException(f"MODEL {named} is {model.architecture}, a {what}: "
                                      f"use {use_instead.get(kind, 'another algorithm')} for it.")
     return model, metadata, checkpoint
 

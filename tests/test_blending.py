@@ -123,3 +123,40 @@ def test_rows_are_written_once_each_and_in_order():
     blender.finish()
     assert written[0][0] == 0 and sum(n for _, n in written) == 100
     assert all(a[0] + a[1] == b[0] for a, b in zip(written, written[1:]))
+
+
+def test_no_data_rows_are_never_held_whole(tmp_path, monkeypatch):
+    # 3000 rows with data only in the last 100: rows are written at most a few tiles at a time.
+    import minesar.models.segment_inference as inference
+
+    sizes = []
+
+    class Recording(inference.AtomicGeoTiff):
+        def write(self, array, window_or_row, col=0, band=1):
+            sizes.append(array.shape[0])
+            super().write(array, window_or_row, col, band)
+
+    monkeypatch.setattr(inference, "AtomicGeoTiff", Recording)
+    values = np.full((3000, 40), np.nan, dtype=np.float32)
+    values[-100:] = 1.0
+    result, probability, mask = run(tmp_path, values, Constant(0.6), batch=4)
+    assert result.tiles_skipped > 50 and max(sizes) <= 4 * 64
+    assert np.all(np.isnan(probability[:-150])) and np.allclose(probability[-100:], 0.6)
+    assert sum(sizes) == 2 * 3000  # every row once, in each raster
+
+
+def test_a_failure_finishing_either_raster_publishes_neither(tmp_path, monkeypatch):
+    import minesar.models.segment_inference as inference
+
+    class FullDiskOnProbability(inference.AtomicGeoTiff):
+        def __exit__(self, exc_type, exc, traceback):
+            result = super().__exit__(exc_type, exc, traceback)
+            if exc_type is None and self.path.endswith("_p.tif"):  # finished last, after the mask
+                self.discard()
+                raise MineSARError(f"{self.path}: writing failed (disk full)")
+            return result
+
+    monkeypatch.setattr(inference, "AtomicGeoTiff", FullDiskOnProbability)
+    with pytest.raises(MineSARError, match="disk full"):
+        run(tmp_path, np.ones((HEIGHT, WIDTH), dtype=np.float32), Constant(0.3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

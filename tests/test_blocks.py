@@ -172,3 +172,15 @@ def test_a_write_that_fails_on_flush_publishes_nothing(tmp_path):
     completed = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True)
     assert "refused:" in completed.stdout and "writing failed" in completed.stdout, completed.stdout + completed.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_file_that_cannot_be_put_in_place_leaves_no_temporary(tmp_path):
+    from minesar.core.errors import MineSARError
+    from minesar.core.io.rasters import AtomicGeoTiff
+
+    target = tmp_path / "out.tif"
+    target.mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(MineSARError, match="cannot be put in place"):
+        with AtomicGeoTiff(str(target), 8, 4) as output:
+            output.write(np.zeros((4, 8), np.float32), 0)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"] and target.is_dir()

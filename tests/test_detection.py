@@ -120,9 +120,15 @@ def test_pixel_sizes_in_metres_for_the_extent_limit():
     from minesar.core.detection import pixel_size_m
     from minesar.core.io.rasters import epsg_wkt
 
-    assert pixel_size_m((500000.0, 30.0, 0.0, 4e6, 0.0, -30.0), epsg_wkt(32650)) == 30.0
-    assert pixel_size_m((110.0, 0.001, 0.0, 38.0, 0.0, -0.001), epsg_wkt(4326)) == pytest.approx(111.32, abs=0.01)
+    assert pixel_size_m((500000.0, 30.0, 0.0, 4e6, 0.0, -30.0), epsg_wkt(32650)) == (30.0, 30.0)
+    # 0.001° at 38° N (the middle of 2000 rows from 39° N): 87.7 m east-west, 111.3 m north-south.
+    width, height = pixel_size_m((110.0, 0.001, 0.0, 39.0, 0.0, -0.001), epsg_wkt(4326), rows=2000)
+    assert width == pytest.approx(111.32 * np.cos(np.radians(38.0)), abs=0.01) and height == pytest.approx(111.32, abs=0.01)
     assert pixel_size_m(None, None) is None
+    # A limit per axis: 60 columns but 50 rows allowed.
+    wide = TileDetection(box(0, 0, 57, 40), 0.9, cut=False)
+    tall = TileDetection(box(100, 0, 140, 57), 0.9, cut=False)
+    assert [p.bounds for p, _ in merge_detections([wide, tall], max_extent_px=(60.0, 50.0))] == [(0.0, 0.0, 57.0, 40.0)]
 
 
 def test_neighbouring_basins_stay_two():

@@ -94,11 +94,11 @@ def test_the_wrong_model_or_input_is_named(run_algorithm, ecaunet, tmp_path):
     simulate_scene(scene, SimulationRecipe(rows=64, cols=64, **DEEP), seed=2, coherence_path=coherence)
     outputs = {"OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_MASK": str(tmp_path / "m.tif"),
                "OUTPUT_POLYGONS": str(tmp_path / "z.gpkg")}
-    with pytest.raises(QgsProcessingException, match="yolobasin detector: use minesar:detectsubsidence"):
+    with pytest.raises(QgsProcessingException, match="is yolobasin, a detector: use minesar:detectsubsidence"):
         run("segmentsubsidence", dict(outputs, INPUT=scene, MODEL="yolobasin"))
     with pytest.raises(QgsProcessingException, match="coherence raster"):
         run("segmentsubsidence", dict(outputs, INPUT=coherence, MODEL=ecaunet))
-    with pytest.raises(QgsProcessingException, match="phase segmenter: use minesar:segmentsubsidence"):
+    with pytest.raises(QgsProcessingException, match="is ecaunet, a phase segmenter: use minesar:segmentsubsidence"):
         run("segmentminepatches", dict(outputs, INPUT=scene, MODEL=ecaunet))
     assert not any(p.name.startswith(("p", "m", "z")) and p.suffix in (".tif", ".gpkg") for p in tmp_path.iterdir())
 

@@ -65,6 +65,8 @@ class Orthophoto:
 
     def valid_mask(self, block: np.ndarray) -> np.ndarray:
         valid = np.any(block != 0, axis=0)
+        if np.issubdtype(block.dtype, np.floating):
+            valid &= np.isfinite(block).all(axis=0)  # NaN never equals a NaN nodata value
         for index, nodata in enumerate(self.info.nodata):
             if nodata is not None:
                 valid &= block[index] != nodata

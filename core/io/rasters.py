@@ -170,8 +170,13 @@ class AtomicGeoTiff:
         metadata: Optional[Dict[str, str]] = None,
         band_descriptions: Optional[Sequence[str]] = None,
         options: Sequence[str] = GEOTIFF_OPTIONS,
+        deferred: bool = False,
     ):
         self.path = os.path.abspath(path)
+        # deferred: leaving the block only finishes the file; ``publish()`` renames it, so several
+        # outputs can all be finished before any is renamed into place.
+        self._deferred = deferred
+        self._finished = False
         self._shape = (bands, height, width)
         self._dtype = np.dtype(dtype)
         if self._dtype not in _NUMPY_TO_GDAL:
@@ -245,10 +250,29 @@ class AtomicGeoTiff:
             if exc_type is None:
                 raise MineSARError(f"{self.path}: writing failed ({failures.describe()}); nothing was written.")
             return False
+        self._finished = True
+        if not self._deferred:
+            self.publish()
+        return False
+
+    def publish(self) -> None:
+        """Rename the finished file into place (done on leaving the block unless deferred)."""
+        if not self._finished:
+            raise MineSARError(f"{self.path}: not finished, nothing to publish.")
         # Statistics GDAL/QGIS cached for an earlier file of this name would now be wrong.
         _remove_quietly(self.path + ".aux.xml")
-        os.replace(self._temporary, self.path)
-        return False
+        try:
+            os.replace(self._temporary, self.path)
+        except OSError as error:
+            _remove_quietly(self._temporary)
+            raise MineSARError(f"{self.path}: cannot be put in place ({error}); nothing was written.") from error
+        self._finished = False
+
+    def discard(self) -> None:
+        """Remove a finished but unpublished file."""
+        if self._finished:
+            _remove_quietly(self._temporary)
+            self._finished = False
 
 
 def _remove_quietly(path: str) -> None:
