@@ -4,10 +4,8 @@ import os
 from qgis.core import QgsProcessingParameterRasterLayer
 
 from ..core.io.optical import GF2_BANDS, Orthophoto
-from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
-from .preprocessing_common import raster_path
-from .segmentation_common import (add_segmentation_parameters, load_segmenter, raster_outputs, style_outputs,
-                                  write_zones)
+from .base import MineSARAlgorithm, require_torch, user_errors
+from .segmentation_common import add_segmentation_parameters, blend_and_trace, finish, load_segmenter, read_settings
 
 
 class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
@@ -34,42 +32,25 @@ class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Segmentation")
-        from ..core.probability_zones import zones
         from ..models.device import resolve_device
-        from ..models.segment_inference import optical_reader, segment_to_rasters
+        from ..models.segment_inference import optical_reader
 
-        path = raster_path(self, parameters, "INPUT", context)
-        model_name = self.parameterAsString(parameters, "MODEL", context).strip()
-        probability, mask = raster_outputs(self, parameters, context)
-        tile = self.parameterAsInt(parameters, "TILE_SIZE", context)
-        progress = progress_for(feedback)
+        settings = read_settings(self, parameters, context, feedback)
         with user_errors():
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             model, metadata, checkpoint = load_segmenter(
-                model_name, device, "optical",
+                settings.model_name, device, "optical",
                 {"detection": "minesar:detectsubsidence", "phase": "minesar:segmentsubsidence"})
             normalisation = metadata.get("normalisation")
             bands = tuple(metadata.get("input_bands") or (normalisation or {}).get("bands") or GF2_BANDS)
-            with Orthophoto(path, bands) as image:
+            with Orthophoto(settings.path, bands) as image:
                 if image.info.geotransform is None:
-                    feedback.pushWarning(f"{path}: no georeference; outputs are in pixel coordinates.")
-                feedback.pushInfo(f"{os.path.basename(path)}: {image.width} × {image.height} px; model "
+                    feedback.pushWarning(f"{settings.path}: no georeference; outputs are in pixel coordinates.")
+                feedback.pushInfo(f"{os.path.basename(settings.path)}: {image.width} × {image.height} px; model "
                                   f"{model.architecture} from {checkpoint} on {device}.")
-                run = segment_to_rasters(
-                    optical_reader(image, normalisation, tile), image.width, image.height, model, device, probability,
-                    mask, image.info.geotransform, image.info.crs_wkt, tile_size=tile,
-                    overlap=self.parameterAsInt(parameters, "OVERLAP", context),
-                    batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-                    threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
-                    tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(path)},
-                    progress=progress.span(0.0, 0.9))
+                run, found = blend_and_trace(self, parameters, context, settings,
+                                             optical_reader(image, normalisation, settings.tile), image.width,
+                                             image.height, image.info.geotransform, image.info.crs_wkt, model, device)
                 crs_wkt = image.info.crs_wkt
-            found = zones(mask, probability, progress=progress.span(0.9, 1.0))
-        label = model_name if "/" not in model_name and not model_name.endswith(".pt") else os.path.basename(checkpoint)
-        sink_id = write_zones(self, parameters, context, found, crs_wkt, label)
-        feedback.pushInfo(f"{len(found)} patches; {run.tiles - run.tiles_skipped} tiles in {run.seconds:.1f} s, "
-                          f"{run.megapixels_per_second:.2f} Mpx/s.")
-        style_outputs(context, probability, mask, sink_id,
+        return finish(self, parameters, context, feedback, settings, run, found, crs_wkt, checkpoint,
                       ("mine-patch probability", "mine-patch mask", "preliminary mine patches"), "mine patch")
-        return {"OUTPUT_PROBABILITY": probability, "OUTPUT_MASK": mask, "OUTPUT_POLYGONS": sink_id,
-                "ZONES": len(found), "POSITIVE_PIXELS": run.positive_pixels}

@@ -5,10 +5,8 @@ from qgis.core import QgsProcessingParameterRasterLayer
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.interferogram import open_interferogram
-from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
-from .preprocessing_common import raster_path
-from .segmentation_common import (add_segmentation_parameters, load_segmenter, raster_outputs, style_outputs,
-                                  write_zones)
+from .base import MineSARAlgorithm, require_torch, user_errors
+from .segmentation_common import add_segmentation_parameters, blend_and_trace, finish, load_segmenter, read_settings
 
 SUBSIDENCE_MODELS = ("ecaunet", "unet", "fcn8s", "fcn16s", "fcn32s", "pspnet", "deeplabv3")
 
@@ -39,40 +37,22 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Segmentation")
         from ..models.device import resolve_device
-        from ..models.segment_inference import phase_reader, segment_to_rasters
-        from ..core.probability_zones import zones
+        from ..models.segment_inference import phase_reader
 
-        path = raster_path(self, parameters, "INPUT", context)
-        model_name = self.parameterAsString(parameters, "MODEL", context).strip()
-        probability, mask = raster_outputs(self, parameters, context)
-        tile = self.parameterAsInt(parameters, "TILE_SIZE", context)
-        progress = progress_for(feedback)
-        with user_errors(), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
-            reader = phase_reader(source, tile)  # refuses coherence before any model loads
+        settings = read_settings(self, parameters, context, feedback)
+        with user_errors(), open_interferogram(settings.path, "auto", allow_pixel_coordinates=True) as source:
+            reader = phase_reader(source, settings.tile)  # refuses coherence before any model loads
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
-            model, metadata, checkpoint = load_segmenter(
-                model_name, device, "phase",
+            model, _, checkpoint = load_segmenter(
+                settings.model_name, device, "phase",
                 {"detection": "minesar:detectsubsidence", "optical": "minesar:segmentminepatches"})
-            feedback.pushInfo(f"{os.path.basename(path)}: {source.width} × {source.height} px "
+            feedback.pushInfo(f"{os.path.basename(settings.path)}: {source.width} × {source.height} px "
                               f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}.")
             meta = source.metadata
             dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
-            run = segment_to_rasters(
-                reader, source.width, source.height, model, device, probability, mask,
-                source.geotransform, source.crs_wkt, tile_size=tile,
-                overlap=self.parameterAsInt(parameters, "OVERLAP", context),
-                batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-                threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
-                tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(path)},
-                progress=progress.span(0.0, 0.9))
-            found = zones(mask, probability, progress=progress.span(0.9, 1.0))
+            run, found = blend_and_trace(self, parameters, context, settings, reader, source.width, source.height,
+                                         source.geotransform, source.crs_wkt, model, device)
             crs_wkt = source.crs_wkt
-        label = model_name if "/" not in model_name and not model_name.endswith(".pt") else os.path.basename(checkpoint)
-        sink_id = write_zones(self, parameters, context, found, crs_wkt, label,
-                              (("date1", QVariant.String), ("date2", QVariant.String)), dates)
-        feedback.pushInfo(f"{len(found)} zones; {run.tiles - run.tiles_skipped} tiles ({run.tiles_skipped} all "
-                          f"no-data skipped) in {run.seconds:.1f} s, {run.megapixels_per_second:.2f} Mpx/s.")
-        style_outputs(context, probability, mask, sink_id,
-                      ("subsidence probability", "subsidence mask", "subsidence zones"), "subsidence")
-        return {"OUTPUT_PROBABILITY": probability, "OUTPUT_MASK": mask, "OUTPUT_POLYGONS": sink_id,
-                "ZONES": len(found), "POSITIVE_PIXELS": run.positive_pixels}
+        return finish(self, parameters, context, feedback, settings, run, found, crs_wkt, checkpoint,
+                      ("subsidence probability", "subsidence mask", "subsidence zones"), "subsidence",
+                      (("date1", QVariant.String), ("date2", QVariant.String)), dates)

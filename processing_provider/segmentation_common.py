@@ -1,6 +1,7 @@
 """What minesar:segmentsubsidence and minesar:segmentminepatches share: parameters, the model
 check, the blended run into two rasters, and the zones as polygons."""
 import os
+from dataclasses import dataclass
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -20,9 +21,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..core.progress import Progress
 from ..ui.styles import style_probability, style_segmentation_mask, style_segmented_zones
-from .base import qgis_geometry, style_when_loaded
-from .preprocessing_common import geotiff_output
+from .base import progress_for, qgis_geometry, style_when_loaded
+from .preprocessing_common import geotiff_output, raster_path
 
 
 def add_segmentation_parameters(algorithm, default_model: str, model_help: str, mask_label: str,
@@ -99,3 +101,49 @@ def style_outputs(context, probability, mask, sink_id, names, mask_label) -> Non
     style_when_loaded(context, probability, names[0], style_probability)
     style_when_loaded(context, mask, names[1], lambda layer: style_segmentation_mask(layer, mask_label))
     style_when_loaded(context, sink_id, names[2], style_segmented_zones)
+
+
+@dataclass
+class Settings:
+    path: str
+    model_name: str
+    probability: str
+    mask: str
+    tile: int
+    progress: Progress
+
+
+def read_settings(algorithm, parameters, context, feedback) -> Settings:
+    probability, mask = raster_outputs(algorithm, parameters, context)
+    return Settings(raster_path(algorithm, parameters, "INPUT", context),
+                    algorithm.parameterAsString(parameters, "MODEL", context).strip(), probability, mask,
+                    algorithm.parameterAsInt(parameters, "TILE_SIZE", context), progress_for(feedback))
+
+
+def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, width, height, geotransform, crs_wkt,
+                    model, device):
+    """The blended tiles into both rasters (90 % of the progress bar), then the zones of the mask."""
+    from ..core.probability_zones import zones
+    from ..models.segment_inference import segment_to_rasters
+
+    run = segment_to_rasters(
+        reader, width, height, model, device, settings.probability, settings.mask, geotransform, crs_wkt,
+        tile_size=settings.tile, overlap=algorithm.parameterAsInt(parameters, "OVERLAP", context),
+        batch_size=algorithm.parameterAsInt(parameters, "BATCH_SIZE", context),
+        threshold=algorithm.parameterAsDouble(parameters, "THRESHOLD", context),
+        tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(settings.path)},
+        progress=settings.progress.span(0.0, 0.9))
+    return run, zones(settings.mask, settings.probability, progress=settings.progress.span(0.9, 1.0))
+
+
+def finish(algorithm, parameters, context, feedback, settings: Settings, run, found, crs_wkt, checkpoint, names,
+           mask_label, extra_fields=(), extra_values=()) -> dict:
+    """Zones into OUTPUT_POLYGONS, a summary in the log, styles, and the outputs dict."""
+    named_by_path = "/" in settings.model_name or settings.model_name.endswith(".pt")
+    label = os.path.basename(checkpoint) if named_by_path else settings.model_name
+    sink_id = write_zones(algorithm, parameters, context, found, crs_wkt, label, extra_fields, extra_values)
+    feedback.pushInfo(f"{len(found)} zones; {run.tiles - run.tiles_skipped} tiles ({run.tiles_skipped} all no-data "
+                      f"skipped) in {run.seconds:.1f} s, {run.megapixels_per_second:.2f} Mpx/s.")
+    style_outputs(context, settings.probability, settings.mask, sink_id, names, mask_label)
+    return {"OUTPUT_PROBABILITY": settings.probability, "OUTPUT_MASK": settings.mask, "OUTPUT_POLYGONS": sink_id,
+            "ZONES": len(found), "POSITIVE_PIXELS": run.positive_pixels}
