@@ -282,32 +282,40 @@ def minimum_detectable(rates: List[Dict], share: float = 0.5) -> Optional[float]
 def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu", batch_size: int = 4,
                    progress=None, **evaluator_options) -> Dict:
     """Run ``model.predict`` over a split and score it (``evaluator_options`` go to DetectionEvaluator)."""
-    import torch
-
     from ..core.errors import MineSARError
     from ..core.progress import SILENT
-    from .data import SubsidenceDataset, collate
+    from .data import SubsidenceDataset
 
     progress = progress or SILENT
     dataset = SubsidenceDataset(dataset_folder, split, augment=False)
     if len(dataset) == 0:
         raise MineSARError(f"{dataset_folder}: the '{split}' split has no images.")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     evaluator = DetectionEvaluator(**evaluator_options)
+    for images, predictions, targets in _predictions(model, dataset, batch_size, device, progress):
+        for prediction, target in zip(predictions, targets):
+            evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
+    result = evaluator.result()
+    result["split"] = split
+    return result
+
+
+def _predictions(model, dataset, batch_size, device, progress):
+    """(images, model.predict(images), targets) batch by batch over ``dataset``, in eval mode, with
+    progress and cancel; one loop for detectors and segmenters."""
+    import torch
+
+    from .data import collate
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     model.to(device)
     model.eval()
     done = 0
     with torch.no_grad():
         for images, targets in loader:
             progress.check_cancelled()
-            predictions = model.predict(images.to(device))
-            for prediction, target in zip(predictions, targets):
-                evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
+            yield images, model.predict(images.to(device)), targets
             done += len(targets)
             progress.update(done / len(dataset))
-    result = evaluator.result()
-    result["split"] = split
-    return result
 
 
 # --- Segmentation (seed 000's subsidence maps, seed 003's mine patches) ------------------------
@@ -431,11 +439,9 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     need the checkpoint's ``normalisation`` (metadata["normalisation"]); ``tile_size`` defaults to
     256 (pass metadata["tile_size"]).
     """
-    import torch
-
     from ..core.errors import MineSARError
     from ..core.progress import SILENT
-    from .data import SubsidenceDataset, collate
+    from .data import SubsidenceDataset
 
     progress = progress or SILENT
     if getattr(model, "input_kind", "phase") == "optical":
@@ -450,22 +456,13 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
         dataset = SubsidenceDataset(folder, split, augment=False)
     if len(dataset) == 0:
         raise MineSARError(f"{folder}: the '{split}' split has no images.")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     evaluator = SegmentationEvaluator(threshold=threshold)
-    model.to(device)
-    model.eval()
-    done = 0
-    with torch.no_grad():
-        for images, targets in loader:
-            progress.check_cancelled()
-            probabilities = model.predict(images.to(device)).float().cpu().numpy()
-            for probability, target in zip(probabilities, targets):
-                if "masks" in target:
-                    evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))
-                else:
-                    evaluator.add(probability, semantic=target["semantic"], owned=target.get("owned"))
-            done += len(targets)
-            progress.update(done / len(dataset))
+    for _, probabilities, targets in _predictions(model, dataset, batch_size, device, progress):
+        for probability, target in zip(probabilities.float().cpu().numpy(), targets):
+            if "masks" in target:
+                evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))
+            else:
+                evaluator.add(probability, semantic=target["semantic"], owned=target.get("owned"))
     result = evaluator.result()
     result["task"] = "segmentation"
     result["split"] = split
