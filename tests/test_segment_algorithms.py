@@ -150,3 +150,14 @@ def test_the_shipped_mine_patch_network_finds_the_patches(run_algorithm, tmp_pat
     scores = evaluate(found, ndimage.label(truth)[0])
     # 0.81 here; small scenes and patches are this network's weak side (bench/segmentation_accuracy.py).
     assert scores.f1 > 0.7 and scores.identification_rate >= 0.75, (scores.f1, scores.identification_rate)
+
+
+def test_the_shipped_ecaunet_finds_deep_basins(run_algorithm, tmp_path):
+    scene = str(tmp_path / "scene.tif")
+    interferogram, _, _, _ = simulate_scene(scene, SimulationRecipe(rows=256, cols=320, **DEEP), seed=21)
+    result = run_algorithm("segmentsubsidence", {  # MODEL left at its default: the shipped weights
+        "INPUT": scene, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_MASK": str(tmp_path / "m.tif"),
+        "OUTPUT_POLYGONS": str(tmp_path / "zones.gpkg")})
+    found = gdal.Open(result["OUTPUT_MASK"]).ReadAsArray() == 1
+    covered = [found[instance.window.slices][instance.mask].mean() for instance in interferogram.instances]
+    assert len(covered) >= 1 and min(covered) > 0.5, covered
