@@ -136,3 +136,11 @@ def checkpoint_for(model: str) -> str:
                                f"(models/weights/{model}.pt); train one with minesar:trainmodel and give its .pt file.")
         return path
     return model
+
+
+def model_label(model: str, checkpoint: str) -> str:
+    """How an output names the model: the registry name, or the checkpoint's file name."""
+    from .registry import ARCHITECTURES
+
+    model = (model or "").strip()
+    return model if model in ARCHITECTURES else os.path.basename(checkpoint)

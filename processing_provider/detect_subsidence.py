@@ -20,7 +20,6 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.interferogram import open_interferogram
-from ..models.registry import ARCHITECTURES
 from ..ui.styles import style_detected_basins
 from .base import MineSARAlgorithm, progress_for, qgis_geometry, require_torch, style_when_loaded, user_errors
 from .preprocessing_common import raster_path
@@ -79,7 +78,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Detection")
-        from ..models.checkpoint import checkpoint_for, load_detector
+        from ..models.checkpoint import checkpoint_for, load_detector, model_label
         from ..models.device import resolve_device
         from ..models.inference import detect_interferogram
 
@@ -104,7 +103,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
             crs_wkt, meta = source.crs_wkt, source.metadata
         crs = QgsCoordinateReferenceSystem.fromWkt(crs_wkt) if crs_wkt else QgsCoordinateReferenceSystem()
         sink, sink_id = self.create_sink(parameters, "OUTPUT", context, basin_fields(), QgsWkbTypes.Polygon, crs)
-        label = model_name if model_name in ARCHITECTURES else os.path.basename(checkpoint)
+        label = model_label(model_name, checkpoint)
         dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
         for basin in run.basins:
             feature = QgsFeature(basin_fields())

@@ -139,8 +139,9 @@ def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, 
 def finish(algorithm, parameters, context, feedback, settings: Settings, run, found, crs_wkt, checkpoint, names,
            mask_label, extra_fields=(), extra_values=()) -> dict:
     """Zones into OUTPUT_POLYGONS, a summary in the log, styles, and the outputs dict."""
-    named_by_path = "/" in settings.model_name or settings.model_name.endswith(".pt")
-    label = os.path.basename(checkpoint) if named_by_path else settings.model_name
+    from ..models.checkpoint import model_label
+
+    label = model_label(settings.model_name, checkpoint)
     sink_id = write_zones(algorithm, parameters, context, found, crs_wkt, label, extra_fields, extra_values)
     feedback.pushInfo(f"{len(found)} zones; {run.tiles - run.tiles_skipped} tiles ({run.tiles_skipped} all no-data "
                       f"skipped) in {run.seconds:.1f} s, {run.megapixels_per_second:.2f} Mpx/s.")
