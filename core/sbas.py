@@ -48,6 +48,28 @@ MAX_LOOKS = 80
 MIN_WEIGHT_COHERENCE = 0.05
 
 
+def decimal_years(dates: Sequence[date]) -> np.ndarray:
+    """Calendar decimal years (year + (day of year − 1)/365.25, MintPy's ``yyyymmdd2years``)."""
+    return np.array([d.year + (d.timetuple().tm_yday - 1) / DAYS_PER_YEAR for d in dates], dtype=np.float64)
+
+
+def velocity_fit(years: np.ndarray, displacement: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares line through each column of ``displacement`` (epochs, pixels) against ``years``.
+
+    Returns the slope (displacement per year), its standard deviation from the fit's residuals
+    (NaN with two epochs or fewer) and each column's mean: the line passes through
+    (mean of ``years``, mean), so ``mean + slope·(t − mean(years))`` draws it.
+    """
+    t_centred = years - years.mean()
+    sxx = float(np.sum(t_centred ** 2))
+    mean = displacement.mean(axis=0)
+    slope = (t_centred[:, None] * (displacement - mean)).sum(axis=0) / sxx
+    residual = displacement - mean - slope[None, :] * t_centred[:, None]
+    dof = max(len(years) - 2, 1)
+    std = np.sqrt((residual ** 2).sum(axis=0) / dof / sxx) if len(years) > 2 else np.full_like(slope, np.nan)
+    return slope, std, mean
+
+
 @dataclass(frozen=True)
 class Pair:
     date1: date
@@ -80,7 +102,7 @@ class Network:
     @property
     def decimal_years(self) -> np.ndarray:
         """Calendar decimal years (year + (day of year − 1)/365.25): the velocity fit's time axis."""
-        return np.array([d.year + (d.timetuple().tm_yday - 1) / DAYS_PER_YEAR for d in self.dates])
+        return decimal_years(self.dates)
 
     def design_matrix(self) -> np.ndarray:
         """(pairs, epochs − 1): row k holds the interval lengths (years) that pair k spans."""
@@ -853,8 +875,6 @@ def run_sbas(
         phase_to_mm = -wavelength / (4 * math.pi) * 1000.0
         band_names = [f"D{d:%Y%m%d}" for d in network.dates]
         years = network.decimal_years
-        t_centred = years - years.mean()
-        sxx = float(np.sum(t_centred ** 2))
         ref_xy = _pixel_centre(grid.geotransform, *ref) if grid.geotransform else (float(ref[1]), float(ref[0]))
         tags = {
             "MINESAR_KIND": "timeseries",
@@ -903,11 +923,7 @@ def run_sbas(
                     angle = (incidence_source.read_block(window) if incidence_source is not None
                              else np.full(window.height * window.width, float(incidence)))
                     mm = mm / np.cos(np.radians(angle.ravel()))[None, :]
-                mean = mm.mean(axis=0)
-                velocity = (t_centred[:, None] * (mm - mean)).sum(axis=0) / sxx
-                residual = mm - mean - velocity[None, :] * t_centred[:, None]
-                dof = max(len(years) - 2, 1)
-                v_std = np.sqrt((residual ** 2).sum(axis=0) / dof / sxx) if len(years) > 2 else np.full_like(velocity, np.nan)
+                velocity, v_std, _ = velocity_fit(years, mm)
                 shape = (window.height, window.width)
                 for band in range(mm.shape[0]):
                     ts_out.write(mm[band].reshape(shape), window, band=band + 1)
