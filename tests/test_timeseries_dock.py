@@ -338,11 +338,12 @@ def sites_layer(project):
     layer.dataProvider().addAttributes([QgsField(n, k) for n, k in kinds.items()])
     layer.updateFields()
     x0, y0 = GRID[0], GRID[3]
-    for code, (left, top) in (("k1", (0, 0)), ("k2", (300, -150))):
+    rings = {"k1": [(0, 0), (200, 0), (200, -200), (0, -200)],  # a square
+             "k2": [(300, -150), (500, -150), (300, -350)]}  # a triangle: its bounding box is not the site
+    for code, ring in rings.items():
         feature = QgsFeature(layer.fields())
-        feature.setGeometry(QgsGeometry.fromWkt(
-            f"MULTIPOLYGON((({x0 + left} {y0 + top},{x0 + left + 200} {y0 + top},{x0 + left + 200} {y0 + top - 200},"
-            f"{x0 + left} {y0 + top - 200},{x0 + left} {y0 + top})))"))
+        points = ",".join(f"{x0 + dx} {y0 + dy}" for dx, dy in ring + ring[:1])
+        feature.setGeometry(QgsGeometry.fromWkt(f"MULTIPOLYGON((({points})))"))
         pieces = SITE_TIMELINES[code].split(";")
         feature.setAttributes([code, pieces[0][:8], pieces[-1][9:], 0, 0.0, "moderate", len(pieces), SITE_TIMELINES[code]])
         layer.dataProvider().addFeature(feature)
@@ -355,7 +356,11 @@ def test_site_timeline_bars(timeseries_layer, sites_layer, dock, qgis_iface):
 
     canvas = qgis_iface.mapCanvas()
     dock.pick_action.trigger()
-    click(canvas, GRID[0] + 400, GRID[3] - 250)  # inside k2
+    qgis_iface.setActiveLayer(sites_layer)
+    click(canvas, GRID[0] + 460, GRID[3] - 310)  # in k2's bounding box, outside the triangle
+    assert dock.sites == [] and "no site under the click" in warnings(qgis_iface)[-1]
+    qgis_iface._active_layer_id = None
+    click(canvas, GRID[0] + 350, GRID[3] - 200)  # inside k2
     assert [s.pick.label for s in dock.sites] == ["Active sites k2"] and dock.curves == []
     bars = [(num2date(r.get_x()).date(), num2date(r.get_x() + r.get_width()).date()) for r in dock.sites[0].bars]
     expected = [tuple(date(int(p[:4]), int(p[4:6]), int(p[6:8])) for p in piece.split("_"))
