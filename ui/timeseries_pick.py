@@ -145,7 +145,7 @@ def read_layer(layer, kind: str, point: QgsPointXY, crs, tolerance: float, proje
     try:
         local = _transform(point, crs, layer, project)
     except QgsCsException:
-        raise PickMessage(f"{name}: the click cannot be placed in the layer's CRS {layer.crs().authid()}.") from None
+        raise Miss(f"{name}: the click cannot be placed in the layer's CRS {layer.crs().authid()}.") from None
     if kind == RASTER:
         dataset = gdal.OpenEx(layer.source(), gdal.OF_RASTER | gdal.OF_READONLY)
         if dataset is None:
@@ -173,7 +173,7 @@ def read_layer(layer, kind: str, point: QgsPointXY, crs, tolerance: float, proje
             try:
                 search = to_canvas.transformBoundingBox(search, QgsCoordinateTransform.ReverseTransform)
             except QgsCsException:
-                raise PickMessage(f"{name}: the click cannot be placed in the layer's CRS.") from None
+                raise Miss(f"{name}: the click cannot be placed in the layer's CRS.") from None
         clicked = QgsGeometry.fromPointXY(point)
         best = None
         for feature in layer.getFeatures(QgsFeatureRequest().setFilterRect(search)):
