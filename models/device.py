@@ -38,3 +38,12 @@ def describe_devices() -> str:
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         return f"PyTorch {torch.__version__}, CUDA: {names}"
     return f"PyTorch {torch.__version__}, CPU only"
+
+
+def cuda_device_names() -> list:
+    """The names of the CUDA GPUs this PyTorch can use, in device order (``cuda:N`` is item N)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

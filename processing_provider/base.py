@@ -2,9 +2,16 @@
 import contextlib
 import os
 
-from qgis.core import QgsGeometry, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingLayerPostProcessorInterface
+from qgis.core import (
+    QgsGeometry,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+)
 from qgis.PyQt.QtGui import QIcon
 
+from ..core import environment
 from ..core.errors import MineSARError
 from ..core.progress import Progress
 
@@ -56,7 +63,12 @@ class MineSARAlgorithm(QgsProcessingAlgorithm):
     def create_sink(self, parameters, name, context, fields, geometry_type, crs):
         """``parameterAsSink`` that first makes the destination's folder, as raster outputs do, and
         says which output failed instead of returning None."""
-        destination = self.parameterAsOutputLayer(parameters, name, context) or ""
+        # Read the destination through a scratch copy of the context: on the real one,
+        # parameterAsOutputLayer also marks it for loading, and for a temporary output that name
+        # ("memory:…") is not the layer the sink makes, so QGIS reported it "not correctly generated".
+        scratch = QgsProcessingContext()
+        scratch.copyThreadSafeSettings(context)
+        destination = self.parameterAsOutputLayer(parameters, name, scratch) or ""
         folder = os.path.dirname(destination)
         if folder and ":" not in destination.split("/")[0] and not os.path.isdir(folder):
             try:
@@ -122,13 +134,9 @@ def qgis_geometry(geometry):
 
 
 def require_torch(task: str) -> None:
-    """A clear error, naming the Python to install into, when the deep-learning steps cannot run.
+    """A clear error, with the command that installs them, when the deep-learning steps cannot run.
     QGIS desktop runs the system Python, which often lacks PyTorch."""
-    import sys
-
-    try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as error:
-        raise QgsProcessingException(f"{task} needs PyTorch and torchvision ({error}); install them "
-                                     f"for the Python of QGIS ({sys.executable}).") from error
+    missing = environment.torch_import_error()
+    if missing is not None:
+        raise QgsProcessingException(f"{task} needs PyTorch and torchvision ({missing}); "
+                                     f"{environment.torch_install_advice()}")
