@@ -1,9 +1,11 @@
-"""The plugin object QGIS loads: registers the Processing provider and, on the desktop, menus.
+"""The plugin object QGIS loads: registers the Processing provider and, on the desktop, the docks and
+menus.
 
 ``iface`` is None under ``qgis_process``, which only calls ``initProcessing``; nothing here may
-touch it before ``initGui``.
+touch it before ``initGui``. The docks import PyTorch lazily, so the plugin loads without it.
 """
 from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
@@ -18,6 +20,9 @@ class MineSARPlugin:
         self.iface = iface
         self.provider = None
         self.actions = []
+        self.docks = []
+        self.run_dock = None
+        self.timeseries_dock = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
         if self.provider is None:
@@ -28,15 +33,37 @@ class MineSARPlugin:
         self.initProcessing()
         if self.iface is None:
             return
+        from .ui.run_dock import MineSARDock
+        from .ui.timeseries_dock import TimeSeriesDock
+
         window = self.iface.mainWindow()
+        self.run_dock = MineSARDock(self.iface, window)
+        self.timeseries_dock = TimeSeriesDock(self.iface, window)
+        for dock, area in ((self.run_dock, Qt.RightDockWidgetArea), (self.timeseries_dock, Qt.BottomDockWidgetArea)):
+            self.iface.addDockWidget(area, dock)
+            dock.hide()
+            self.docks.append(dock)
+
         single = QAction(QIcon(ICON_PATH), "Import interferogram…", window)
         single.triggered.connect(lambda: self.open_algorithm("minesar:importinterferogram"))
         batch = QAction(QIcon(ICON_PATH), "Import interferograms (batch)…", window)
         batch.triggered.connect(lambda: self.open_batch("minesar:importinterferogram"))
-        for action in (single, batch):
+        show_run = self._dock_action(self.run_dock, "MineSAR dock (detect, segment, refine)")
+        show_series = self._dock_action(self.timeseries_dock, "Time series")
+        for action in (show_run, show_series, single, batch):
             self.iface.addPluginToRasterMenu(MENU, action)
             self.actions.append(action)
+        self.iface.addRasterToolBarIcon(show_run)
         self.iface.addRasterToolBarIcon(single)
+        self.toolbar_actions = [show_run, single]
+
+    def _dock_action(self, dock, text):
+        """A checkable action kept in step with the dock's visibility (closing the dock unchecks it)."""
+        action = QAction(QIcon(ICON_PATH), text, self.iface.mainWindow())
+        action.setCheckable(True)
+        action.toggled.connect(dock.setVisible)
+        dock.visibilityChanged.connect(action.setChecked)
+        return action
 
     def unload(self):
         for action in self.actions:
@@ -44,6 +71,12 @@ class MineSARPlugin:
                 self.iface.removePluginRasterMenu(MENU, action)
                 self.iface.removeRasterToolBarIcon(action)
         self.actions = []
+        for dock in self.docks:
+            dock.unload()  # cancels running tasks, releases the map tool, drops project signals
+            self.iface.removeDockWidget(dock)
+            dock.deleteLater()
+        self.docks = []
+        self.run_dock = self.timeseries_dock = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -1,5 +1,7 @@
 """The plugin object: what QGIS desktop and qgis_process call."""
 import minesar
+from qgis.core import QgsProject, QgsVectorLayer
+from qgis.PyQt.QtWidgets import QDockWidget
 
 
 def test_headless_plugin_registers_the_provider_without_iface(without_minesar_provider):
@@ -22,10 +24,24 @@ def test_desktop_plugin_adds_menu_and_toolbar_and_removes_them(without_minesar_p
     plugin.initGui()
     assert registry.providerById("minesar") is plugin.provider
     titles = [call.args[1].text() for call in qgis_iface.addPluginToRasterMenu.call_args_list]
-    assert titles == ["Import interferogram…", "Import interferograms (batch)…"]
-    assert qgis_iface.addRasterToolBarIcon.call_count == 1
-    plugin.unload()
+    assert titles == ["MineSAR dock (detect, segment, refine)", "Time series",
+                      "Import interferogram…", "Import interferograms (batch)…"]
+    assert qgis_iface.addRasterToolBarIcon.call_count == 2
+    window = qgis_iface.mainWindow()
+    run_dock, series_dock = plugin.run_dock, plugin.timeseries_dock
+    assert window.findChild(QDockWidget, "MineSARDock") is run_dock
+    assert window.findChild(QDockWidget, "MineSARTimeSeriesDock") is series_dock
+    assert run_dock.isHidden() and series_dock.isHidden()
+    show_run, show_series = (call.args[1] for call in qgis_iface.addPluginToRasterMenu.call_args_list[:2])
+    show_series.setChecked(True)  # the menu entry shows the dock ...
+    assert not series_dock.isHidden()
+    series_dock.pick_action.trigger()
+    assert qgis_iface.mapCanvas().mapTool() is series_dock.map_tool
+    plugin.unload()  # ... and unloading removes it and gives the canvas back
+    assert qgis_iface.mapCanvas().mapTool() is not series_dock.map_tool
     removed = [call.args[1] for call in qgis_iface.removePluginRasterMenu.call_args_list]
     assert [a.text() for a in removed] == titles
     assert registry.providerById("minesar") is None
-    assert plugin.actions == []
+    assert plugin.actions == [] and plugin.docks == []
+    late = QgsProject.instance().addMapLayer(QgsVectorLayer("Point?crs=EPSG:4326", "after unload", "memory"))
+    QgsProject.instance().removeMapLayer(late)  # no slot of the removed dock fires

@@ -562,6 +562,17 @@ class MineSARDock(QgsDockWidget):
             self._job.task.cancel()
         self._update_state()
 
+    def unload(self) -> None:
+        """Cancels the batch and stops following the project (the plugin calls this before removing
+        the dock; a dangling slot would fire on a deleted widget)."""
+        self.cancel()
+        for signal, slot in ((self.project.layersAdded, self._layers_added),
+                             (self.project.layersRemoved, self._layers_removed)):
+            try:
+                signal.disconnect(slot)
+            except TypeError:  # already disconnected
+                pass
+
     def current_task(self):
         """The QgsProcessingAlgRunnerTask running now, if any."""
         return self._job.task if self._job is not None else None
