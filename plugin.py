@@ -9,6 +9,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
+from .core.environment import keep_triton_out
 from .processing_provider.base import ICON_PATH
 from .processing_provider.provider import MineSARProvider
 
@@ -17,6 +18,8 @@ MENU = "&MineSAR"
 
 class MineSARPlugin:
     def __init__(self, iface):
+        # Before anything can import torch: triton's LLVM aborts a QGIS that holds Mesa's.
+        keep_triton_out()
         self.iface = iface
         self.provider = None
         self.actions = []

@@ -110,3 +110,18 @@ def torch_import_error() -> Optional[str]:
     except Exception as error:  # noqa: BLE001 (an ImportError, or a broken build: a missing DLL, a version clash)
         return str(error) or type(error).__name__
     return None
+
+
+def keep_triton_out(modules=None) -> bool:
+    """Make ``import triton`` fail inside QGIS, unless something imported it already; True if it did.
+
+    torchvision imports torch._dynamo, which imports triton when it is installed (the CUDA wheels
+    on Linux bring it). libtriton.so carries its own LLVM; loaded into a QGIS desktop that already
+    holds Mesa's libLLVM (llvmpipe, radeonsi) its static initialisers bind to the other LLVM and the
+    whole QGIS aborts. MineSAR never compiles kernels, so torch without triton loses nothing: it
+    checks for triton with ``import triton`` and falls back when that raises ImportError."""
+    modules = sys.modules if modules is None else modules
+    if "triton" in modules:
+        return False
+    modules["triton"] = None  # the import system's marker for "this import fails"
+    return True

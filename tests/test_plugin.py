@@ -1,5 +1,6 @@
 """The plugin object: what QGIS desktop and qgis_process call."""
 import minesar
+import pytest
 from qgis.core import QgsProject, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QDockWidget
 
@@ -45,3 +46,22 @@ def test_desktop_plugin_adds_menu_and_toolbar_and_removes_them(without_minesar_p
     assert plugin.actions == [] and plugin.docks == []
     late = QgsProject.instance().addMapLayer(QgsVectorLayer("Point?crs=EPSG:4326", "after unload", "memory"))
     QgsProject.instance().removeMapLayer(late)  # no slot of the removed dock fires
+
+
+def test_triton_is_kept_out_unless_already_imported():
+    from minesar.core.environment import keep_triton_out
+
+    modules = {}
+    assert keep_triton_out(modules) and modules == {"triton": None}
+    loaded = {"triton": object()}  # imported before the plugin loaded: left as it is
+    assert not keep_triton_out(loaded) and loaded["triton"] is not None
+    import sys
+
+    before = sys.modules.get("triton", "absent")
+    minesar.classFactory(None)  # as QGIS loads the plugin
+    if before == "absent":  # the suite's earlier tests may have imported torchvision, hence triton
+        with pytest.raises(ImportError):
+            import triton  # noqa: F401
+        assert sys.modules["triton"] is None
+    else:
+        assert sys.modules["triton"] is before
