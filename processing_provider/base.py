@@ -18,6 +18,7 @@ GROUPS = {
     "deformation": "Deformation time series and activity",
     "detection": "Subsidence detection",
     "patches": "Mine patches",
+    "workflows": "Workflows",  # the shipped models chaining the algorithms (workflows/*.model3)
 }
 
 
