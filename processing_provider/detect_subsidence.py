@@ -90,7 +90,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         overlap = self.parameterAsInt(parameters, "OVERLAP", context)
         # The input is opened (and so checked) before the device and the model: it is the cheapest
         # to check and the likeliest to be wrong.
-        with user_errors(), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
+        with user_errors(self), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             checkpoint = checkpoint_for(model_name)
             model, metadata = load_detector(checkpoint, device)
