@@ -193,7 +193,7 @@ def _patches(path):
 
 
 def test_sbas_and_mine_activity_classify_the_constructed_patches(qgis_process, tmp_path):
-    """The model by its id, lists given as repeated --KEY=VALUE (no "--": 3.22 reads lists only so).
+    """The model by its id, in qgis_process's other form: lists as repeated --KEY=VALUE, no "--".
     MIN_COHERENCE is left to the model's 0.7: the noisy corner's temporal coherence (≈0.3) is
     below it, so its patch is decorrelated, where the step's own 0.3 would call it deforming."""
     interferograms, coherences, velocity, noisy = _deformation_stack(tmp_path)
