@@ -4,7 +4,7 @@ A model's own name() is its display name (spaces and capitals), which would make
 id; WorkflowModel gives each a lower-case id as the plain algorithms have."""
 import os
 
-from qgis.core import QgsProcessingModelAlgorithm
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingModelAlgorithm
 
 from .base import GROUPS
 
@@ -50,6 +50,13 @@ class WorkflowModel(QgsProcessingModelAlgorithm):
 
 
 def workflow_models():
-    return [WorkflowModel(algorithm_id, os.path.join(WORKFLOWS_DIR, file_name))
-            for algorithm_id, file_name in WORKFLOWS.items()
-            if os.path.exists(os.path.join(WORKFLOWS_DIR, file_name))]
+    """The shipped workflows; one that cannot be read is left out with a message in the log, so
+    that the provider still loads its algorithms."""
+    models = []
+    for algorithm_id, file_name in WORKFLOWS.items():
+        try:
+            models.append(WorkflowModel(algorithm_id, os.path.join(WORKFLOWS_DIR, file_name)))
+        except OSError as error:
+            QgsMessageLog.logMessage(f"MineSAR workflow minesar:{algorithm_id} left out: {error}", "MineSAR",
+                                     Qgis.Warning)
+    return models

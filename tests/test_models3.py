@@ -247,3 +247,17 @@ def test_model_outputs_load_styled_like_the_steps_own(minesar_provider, tmp_path
     assert activity.classAttribute() == "ACTIVITY" and {c.value() for c in activity.categories()} == set(CLASSES)
     # In-process too, the model's MIN_COHERENCE 0.7 reached the step: the noisy patch is decorrelated.
     assert {f["name"]: f["ACTIVITY"] for f in layers["Mine activity"].getFeatures()}["noisy"] == "decorrelated"
+
+
+def test_the_toolbox_dialog_opens_for_each_workflow(minesar_provider, qgis_iface, monkeypatch):
+    import processing
+
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: None, raising=False)  # the mock has none
+    for algorithm_id, first_input in (("minesar:detectsurfaceactivity", "INTERFEROGRAM"),
+                                      ("minesar:sbasmineactivity", "INTERFEROGRAMS")):
+        dialog = processing.createAlgorithmDialog(algorithm_id)
+        assert dialog.algorithm().id() == algorithm_id
+        wrappers = dialog.mainWidget().wrappers
+        assert first_input in wrappers and all(d.name() in wrappers for d in dialog.algorithm().parameterDefinitions()
+                                               if not d.isDestination())
+        dialog.close()
