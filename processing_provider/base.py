@@ -1,6 +1,7 @@
 """What every MineSAR algorithm shares: groups, icon, error translation and progress."""
 import contextlib
 import os
+import traceback
 
 from qgis.core import (
     QgsGeometry,
@@ -25,6 +26,7 @@ GROUPS = {
     "deformation": "Deformation time series and activity",
     "detection": "Subsidence detection",
     "patches": "Mine patches",
+    "workflows": "Workflows",  # the shipped models chaining the algorithms (workflows/*.model3)
 }
 
 
@@ -117,13 +119,67 @@ def progress_for(feedback) -> Progress:
     )
 
 
+def out_of_memory(error) -> str:
+    """'gpu' or 'ram' when ``error`` says memory ran out, else ''. PyTorch raises
+    torch.cuda.OutOfMemoryError (a RuntimeError, torch ≥ 1.13) or a plain RuntimeError naming
+    CUDA, MPS or the CPU allocator; numpy raises MemoryError."""
+    if type(error).__name__ == "OutOfMemoryError":
+        return "gpu"
+    if isinstance(error, MemoryError):
+        return "ram"
+    if isinstance(error, RuntimeError):
+        text = str(error).lower()
+        if "out of memory" in text:
+            return "gpu" if any(word in text for word in ("cuda", "gpu", "mps", "hip")) else "ram"
+        if "defaultcpuallocator" in text or "can't allocate memory" in text:
+            return "ram"
+    return ""
+
+
+def out_of_memory_message(error, where: str, algorithm=None) -> str:
+    """What to change, naming the parameters ``algorithm`` has (all of them when unknown)."""
+    def has(name):
+        return algorithm is None or algorithm.parameterDefinition(name) is not None
+
+    knobs = [name for name in ("BATCH_SIZE", "TILE_SIZE") if has(name)]
+    advice = [f"lower {' or '.join(knobs)}"] if knobs else []
+    if where == "gpu" and has("DEVICE"):
+        advice.append("run on the CPU (DEVICE cpu)")
+    if not advice:
+        advice.append("free memory or process a smaller raster")
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return f"Out of {'GPU ' if where == 'gpu' else ''}memory ({detail}): {', or '.join(advice)}."
+
+
+def _release_gpu_memory() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - freeing the cache is a courtesy, never a second error
+        pass
+
+
 @contextlib.contextmanager
-def user_errors():
-    """Report core errors (bad input, cancel) as QgsProcessingException with the same message."""
+def user_errors(algorithm=None):
+    """Report core errors (bad input, cancel) as QgsProcessingException with the same message, and
+    running out of (GPU) memory as what to change, naming ``algorithm``'s BATCH_SIZE, TILE_SIZE and
+    DEVICE where it has them (the deep-learning algorithms and SBAS pass ``self``)."""
     try:
         yield
     except MineSARError as error:
         raise QgsProcessingException(str(error)) from error
+    except Exception as error:  # noqa: BLE001 - anything but running out of memory goes on unchanged
+        where = out_of_memory(error)
+        if not where:
+            raise
+        # The failed run's frames still hold its tensors: clear them, so that emptying the cache
+        # gives the memory back to QGIS (which keeps a failed algorithm's exception).
+        traceback.clear_frames(error.__traceback__)
+        _release_gpu_memory()
+        raise QgsProcessingException(out_of_memory_message(error, where, algorithm)) from None
 
 
 def qgis_geometry(geometry):

@@ -49,6 +49,8 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         "The raster is read in tiles of TILE_SIZE pixels overlapping by OVERLAP pixels, BATCH_SIZE tiles at "
         "a time. A basin cut by a tile border is taken from the tile that holds it whole, or its pieces are "
         "united, so each basin is one polygon; keep OVERLAP larger than the largest basin in pixels. "
+        "When nothing is found the layer holds one feature without geometry carrying the pair's dates, so "
+        "that minesar:surfaceactivity still counts the interferogram as monitored. "
         "No-data (NaN) areas give no detections. Detections below SCORE_THRESHOLD are dropped, and so are "
         "outlines wider or taller than MAX_EXTENT km (advanced, default 6; 0 = only the tile size) or than a "
         "tile: mining basins are a few km across, larger ones are groundwater bowls or atmospheric fronts."
@@ -88,7 +90,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         overlap = self.parameterAsInt(parameters, "OVERLAP", context)
         # The input is opened (and so checked) before the device and the model: it is the cheapest
         # to check and the likeliest to be wrong.
-        with user_errors(), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
+        with user_errors(self), open_interferogram(path, "auto", allow_pixel_coordinates=True) as source:
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             checkpoint = checkpoint_for(model_name)
             model, metadata = load_detector(checkpoint, device)
@@ -111,6 +113,14 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
             feature.setAttributes([round(basin.score, 4), label, basin.area_m2, *dates])
             if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
                 raise QgsProcessingException(f"OUTPUT: could not write a basin ({sink.lastError()}).")
+        if not run.basins and all(dates):
+            # Finding nothing still says when the ground was watched: one feature with the pair's
+            # dates and no geometry, which minesar:surfaceactivity counts as a monitored
+            # interferogram (an empty layer has no dates, and a chain would stop there).
+            feature = QgsFeature(basin_fields())
+            feature.setAttributes([None, label, None, *dates])
+            if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+                raise QgsProcessingException(f"OUTPUT: could not write the pair's dates ({sink.lastError()}).")
         feedback.pushInfo(f"{len(run.basins)} basins from {run.tiles - run.tiles_skipped} tiles "
                           f"({run.tiles_skipped} all no-data skipped) in {run.seconds:.1f} s, "
                           f"{run.megapixels_per_second:.2f} Mpx/s.")

@@ -100,7 +100,7 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
         if self.parameterAsBool(parameters, "BASIN_RULE", context):
             options.update(BASIN_RULE)
         batch_size = self.parameterAsInt(parameters, "BATCH_SIZE", context)
-        with user_errors():
+        with user_errors(self):
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             path = checkpoint_for(model_name)
             if not folder or not os.path.isdir(folder):  # before the model: which folder it needs is no matter

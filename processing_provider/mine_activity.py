@@ -18,11 +18,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.activity import CLASSES, MIN_SHARE, mine_activity
-from ..ui.styles import style_categories
+from ..ui.styles import style_mine_activity
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
-
-CLASS_COLOURS = {"positive": "#d73027", "negative": "#4575b4", "none": "#bdbdbd", "decorrelated": "#984ea3",
-                 "no_data": "#ffffff"}
 
 
 class MineActivityAlgorithm(MineSARAlgorithm):
@@ -122,6 +119,5 @@ class MineActivityAlgorithm(MineSARAlgorithm):
             ])
             sink.addFeature(out, QgsFeatureSink.FastInsert)
         feedback.pushInfo(", ".join(f"{n}: {k}" for k, n in totals.items()) + " patches")
-        style_when_loaded(context, sink_id, "Mine activity",
-                          lambda layer: style_categories(layer, "ACTIVITY", CLASS_COLOURS))
+        style_when_loaded(context, sink_id, "Mine activity", style_mine_activity)
         return {"OUTPUT": sink_id, **{f"COUNT_{k.upper()}": v for k, v in totals.items()}}

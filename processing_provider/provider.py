@@ -2,7 +2,7 @@
 import configparser
 import os
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON_PATH, PLUGIN_DIR
@@ -29,6 +29,7 @@ from .simulate_optical_scenes import SimulateOpticalScenesAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
 from .surface_activity import SurfaceActivityAlgorithm
 from .train_model import TrainModelAlgorithm
+from .workflow_algorithms import workflow_models
 
 
 def plugin_version() -> str:
@@ -38,6 +39,10 @@ def plugin_version() -> str:
 
 
 class MineSARProvider(QgsProcessingProvider):
+    def __init__(self, with_workflows=True):
+        super().__init__()
+        self.with_workflows = with_workflows
+
     def id(self):
         return "minesar"
 
@@ -80,6 +85,27 @@ class MineSARProvider(QgsProcessingProvider):
             SegmentMinePatchesAlgorithm(),
         ):
             self.addAlgorithm(algorithm)
+        # A model resolves its steps (minesar:…) through the registry, which holds this provider
+        # only once it has loaded: the first load, inside addProvider, leaves the workflows out,
+        # and the reload on providerAdded adds them with their steps (and so their outputs) found.
+        if self.with_workflows and QgsApplication.processingRegistry().providerById(self.id()) is self:
+            for model in workflow_models():
+                self.addAlgorithm(model)
+
+    def load(self):
+        QgsApplication.processingRegistry().providerAdded.connect(self._provider_added)
+        return super().load()
+
+    def unload(self):
+        try:
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
+        except TypeError:  # never connected
+            pass
+        super().unload()
+
+    def _provider_added(self, provider_id):
+        if provider_id == self.id() and self.with_workflows:
+            self.refreshAlgorithms()
 
     # Every raster MineSAR writes is a GeoTIFF: it carries the metadata the next step reads.
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802

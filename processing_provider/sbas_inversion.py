@@ -186,7 +186,7 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
         # reports them before the first block, the sink is created then, and each block's points
         # are written as soon as the block is solved (memory bounded by one block's records).
         writer = _PointWriter(self, parameters, context, crs) if parameters.get("OUTPUT_POINTS") else None
-        with user_errors():
+        with user_errors(self):
             report = run_sbas(
                 paths, outputs, coherence_paths=coherence,
                 max_days=self.parameterAsDouble(parameters, "MAX_DAYS", context) or None,

@@ -36,7 +36,7 @@ class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
         from ..models.segment_inference import optical_reader
 
         settings = read_settings(self, parameters, context, feedback)
-        with user_errors():
+        with user_errors(self):
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             model, metadata, checkpoint = load_segmenter(
                 settings.model_name, device, "optical",

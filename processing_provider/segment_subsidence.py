@@ -40,7 +40,7 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
         from ..models.segment_inference import phase_reader
 
         settings = read_settings(self, parameters, context, feedback)
-        with user_errors(), open_interferogram(settings.path, "auto", allow_pixel_coordinates=True) as source:
+        with user_errors(self), open_interferogram(settings.path, "auto", allow_pixel_coordinates=True) as source:
             reader = phase_reader(source, settings.tile)  # refuses coherence before any model loads
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             model, _, checkpoint = load_segmenter(

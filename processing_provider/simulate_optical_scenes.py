@@ -1,7 +1,12 @@
 """minesar:simulateopticalscenes: GF-2-like scenes with mine patches, confusers and imperfect masks."""
+import os
+
 from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFolderDestination,
@@ -11,7 +16,8 @@ from qgis.core import (
 
 from ..core.simulation.optical import OpticalRecipe
 from ..core.simulation.optical_scenes import simulate_optical_scenes
-from .base import MineSARAlgorithm, progress_for, user_errors
+from ..ui.styles import style_patches_by_kind
+from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 from .dataset_parameters import add_split_parameters, split_fractions
 
 
@@ -32,7 +38,9 @@ class SimulateOpticalScenesAlgorithm(MineSARAlgorithm):
         "fragments, false blobs, a missed small patch), landcover/ (ESA WorldCover codes at 10 m; "
         "mines are bare/sparse 60), dem/ (terrain heights in metres on the image grid), patches.gpkg (truth "
         "polygons with their kind; confusers), split.json and dataset.json (with each scene's sun azimuth and "
-        "elevation, for the DEM's terrain shadows). The same SEED gives the same scenes."
+        "elevation, for the DEM's terrain shadows). The same SEED gives the same scenes.\n\n"
+        "OUTPUT_PATCHES and OUTPUT_CONFUSERS are the two layers of patches.gpkg (for chaining in models); "
+        "run from the toolbox they are loaded, outlined by kind."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -57,6 +65,9 @@ class SimulateOpticalScenesAlgorithm(MineSARAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Scenes folder"))
         self.addOutput(QgsProcessingOutputNumber("SCENES", "Scenes written"))
         self.addOutput(QgsProcessingOutputNumber("PATCHES_WRITTEN", "Mine patches"))
+        self.addOutput(QgsProcessingOutputVectorLayer("OUTPUT_PATCHES", "Mine patches (truth)",
+                                                      QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputVectorLayer("OUTPUT_CONFUSERS", "Confusers", QgsProcessing.TypeVectorPolygon))
 
     def _range(self, parameters, name, context, cast):
         values = self.parameterAsRange(parameters, name, context) or [
@@ -82,5 +93,13 @@ class SimulateOpticalScenesAlgorithm(MineSARAlgorithm):
                 self.parameterAsInt(parameters, "SEED", context),
                 split_fractions(self, parameters, context), progress_for(feedback))
         feedback.pushInfo(f"{len(description['scenes'])} scenes, {description['patches']} mine patches in {folder}.")
+        vectors = os.path.join(folder, "patches.gpkg")
+        layers = {"OUTPUT_PATCHES": (f"{vectors}|layername=patches", "simulated mine patches"),
+                  "OUTPUT_CONFUSERS": (f"{vectors}|layername=confusers", "simulated confusers")}
+        # A folder output loads nothing by itself; the truth polygons are what a user looks at.
+        for output, (uri, name) in layers.items():
+            context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(name, context.project(), output))
+            style_when_loaded(context, uri, name, style_patches_by_kind)
         return {"OUTPUT_FOLDER": folder, "SCENES": len(description["scenes"]),
-                "PATCHES_WRITTEN": description["patches"]}
+                "PATCHES_WRITTEN": description["patches"],
+                **{output: uri for output, (uri, _) in layers.items()}}

@@ -26,10 +26,8 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.activity import STRONG_FROM_PERCENT, WEAK_BELOW_PERCENT, Detections, surface_activity
 from ..core.errors import MineSARError
 from ..core.io.products import dates_from_name
-from ..ui.styles import style_activity_days, style_categories
+from ..ui.styles import style_activity_days, style_surface_sites
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
-
-CLASS_COLOURS = {"weak": "#fee08b", "moderate": "#fc8d59", "strong": "#d73027"}
 
 
 def _to_date(value):
@@ -177,14 +175,12 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
             width, height = max(1, round(extent.width() / size)), max(1, round(extent.height() / size))
             geotransform = (extent.xMinimum(), size, 0.0, extent.yMaximum(), 0.0, -size)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT_ACTIVITY", context)
+        weak_below = self.parameterAsDouble(parameters, "WEAK_BELOW", context)
+        strong_from = self.parameterAsDouble(parameters, "STRONG_FROM", context)
         with user_errors():
             detections = [d for layer in layers for d in layer_detections(layer, crs, context)]
-            report = surface_activity(
-                detections, geotransform, width, height, crs.toWkt(), output,
-                self.parameterAsDouble(parameters, "WEAK_BELOW", context),
-                self.parameterAsDouble(parameters, "STRONG_FROM", context),
-                progress_for(feedback),
-            )
+            report = surface_activity(detections, geotransform, width, height, crs.toWkt(), output, weak_below,
+                                      strong_from, progress_for(feedback))
         fields = QgsFields()
         for name, kind in (("CODE", QVariant.String), ("FIRST", QVariant.String), ("LAST", QVariant.String),
                            ("ACTIVE_DAYS", QVariant.Int), ("SHARE_PCT", QVariant.Double), ("CLASS", QVariant.String),
@@ -207,6 +203,7 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
             f"{len(report.sites)} sites; longest activity {report.max_days:.0f} days."
         )
         style_when_loaded(context, output, "Surface activity (days)", style_activity_days)
-        style_when_loaded(context, sink_id, "Active sites", lambda layer: style_categories(layer, "CLASS", CLASS_COLOURS))
+        style_when_loaded(context, sink_id, "Active sites",
+                          lambda layer: style_surface_sites(layer, weak_below, strong_from))
         return {"OUTPUT_ACTIVITY": output, "OUTPUT_SITES": sink_id, "SITES": len(report.sites),
                 "MONITORED_DAYS": report.monitored_days}

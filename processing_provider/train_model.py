@@ -93,7 +93,7 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         seed = self.parameterAsInt(parameters, "SEED", context)
         tile_size = self.parameterAsInt(parameters, "TILE_SIZE", context)
         tile_step = self.parameterAsInt(parameters, "TILE_STEP", context) or tile_size // 2
-        with user_errors():
+        with user_errors(self):
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             if input_kind_of(architecture) == "optical":
                 from ..models.optical_data import OpticalFolder

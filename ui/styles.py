@@ -195,8 +195,9 @@ def style_activity_days(layer: QgsRasterLayer) -> None:
     layer.triggerRepaint()
 
 
-def style_categories(layer, field: str, colours) -> None:
-    """Categorized vector renderer: ``colours`` maps each class value to a colour name."""
+def style_categories(layer, field: str, colours, labels=None) -> None:
+    """Categorized vector renderer: ``colours`` maps each class value to a colour name,
+    ``labels`` (optional) each value to its legend text."""
     from qgis.core import QgsCategorizedSymbolRenderer, QgsRendererCategory, QgsSymbol
 
     categories = []
@@ -204,7 +205,67 @@ def style_categories(layer, field: str, colours) -> None:
         symbol = QgsSymbol.defaultSymbol(layer.geometryType())
         symbol.setColor(QColor(colour))
         symbol.setOpacity(0.8)
-        categories.append(QgsRendererCategory(value, symbol, str(value)))
+        categories.append(QgsRendererCategory(value, symbol, (labels or {}).get(value, str(value))))
+    layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+    layer.triggerRepaint()
+
+
+# Mine activity (seed 003 §4.2): deformation red/blue as on the velocity ramp (blue = negative =
+# away from the satellite, subsidence), grey for stable ground, purple for unmeasurable, and
+# patches off the velocity raster hollow in a light grey so they do not read as "stable".
+MINE_ACTIVITY_CLASSES = {
+    "positive": ("#d73027", "positive: deformation above +threshold (uplift)"),
+    "negative": ("#4575b4", "negative: deformation below −threshold (subsidence)"),
+    "none": ("#bdbdbd", "none: within ±threshold"),
+    "decorrelated": ("#984ea3", "decorrelated: mostly no coherent measurement"),
+    "no_data": ("#f0f0f0", "no data: off the velocity raster"),
+}
+
+
+def style_mine_activity(layer, field: str = "ACTIVITY") -> None:
+    """Mine patches categorized by activity class, each with its own colour and legend text."""
+    style_categories(layer, field, {k: c for k, (c, _) in MINE_ACTIVITY_CLASSES.items()},
+                     {k: label for k, (_, label) in MINE_ACTIVITY_CLASSES.items()})
+
+
+SURFACE_ACTIVITY_CLASSES = {"weak": "#fee08b", "moderate": "#fc8d59", "strong": "#d73027"}
+
+
+def style_surface_sites(layer, weak_below: float, strong_from: float, field: str = "CLASS") -> None:
+    """Active sites categorized weak/moderate/strong, the legend saying the shares used."""
+    labels = {"weak": f"weak: active < {weak_below:g} % of the monitored period",
+              "moderate": f"moderate: {weak_below:g} – {strong_from:g} %",
+              "strong": f"strong: ≥ {strong_from:g} %"}
+    style_categories(layer, field, SURFACE_ACTIVITY_CLASSES, labels)
+
+
+# Mine patches by kind (seed 003's four mine types), outlined so the image shows through: mines
+# in solid outlines, what merely looks like a mine (simulated confusers) in dashed ones.
+MINE_KIND_OUTLINES = {
+    "coal_gangue": ("#e41a1c", "solid", "coal gangue dump"),
+    "iron_ore": ("#ff7f00", "solid", "iron-ore pit"),
+    "clay": ("#377eb8", "solid", "clay pit"),
+    "sandstone": ("#984ea3", "solid", "sandstone pit"),
+    "wind_pad": ("#4d4d4d", "dash", "wind-farm pad (confuser)"),
+    "road": ("#878787", "dash", "road (confuser)"),
+    "building": ("#e7298a", "dash", "building (confuser)"),
+    "cropland": ("#4daf4a", "dash", "cropland (confuser)"),
+    "water": ("#1f78b4", "dash", "water (confuser)"),
+}
+
+
+def style_patches_by_kind(layer, field: str = "kind") -> None:
+    """Mine-patch polygons outlined, no fill, the outline's colour by ``field`` (kind); any other
+    value falls in a thin grey catch-all class."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
+
+    def outline(colour, line_style, width="0.7"):
+        return QgsFillSymbol.createSimple({"style": "no", "outline_color": colour, "outline_width": width,
+                                           "outline_style": line_style})
+
+    categories = [QgsRendererCategory(kind, outline(colour, line_style), label)
+                  for kind, (colour, line_style, label) in MINE_KIND_OUTLINES.items()]
+    categories.append(QgsRendererCategory("", outline("#bababa", "solid", "0.4"), "other"))  # "" = all other values
     layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
     layer.triggerRepaint()
 
