@@ -4,16 +4,17 @@ menus.
 ``iface`` is None under ``qgis_process``, which only calls ``initProcessing``; nothing here may
 touch it before ``initGui``. The docks import PyTorch lazily, so the plugin loads without it.
 """
-from qgis.core import QgsApplication
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from .core.environment import keep_triton_out
+from .core.environment import install_advice, keep_triton_out
 from .processing_provider.base import ICON_PATH
-from .processing_provider.provider import MineSARProvider
 
 MENU = "&MineSAR"
+# Imported by the algorithms at load time, beyond what QGIS brings (module -> pip requirement).
+REQUIRED_PACKAGES = {"shapely": "shapely>=2,<2.1"}
 
 
 class MineSARPlugin:
@@ -22,19 +23,34 @@ class MineSARPlugin:
         keep_triton_out()
         self.iface = iface
         self.provider = None
+        self.missing = ""  # why the provider could not load, if it could not
         self.actions = []
         self.docks = []
         self.run_dock = None
         self.timeseries_dock = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
-        if self.provider is None:
-            self.provider = MineSARProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+        if self.provider is not None or self.missing:
+            return
+        try:
+            from .processing_provider.provider import MineSARProvider
+        except ModuleNotFoundError as error:
+            if error.name not in REQUIRED_PACKAGES:
+                raise
+            # QGIS's own Python (not our venv) may lack it: say what to install instead of a traceback.
+            self.missing = (f"MineSAR needs the Python package {error.name}, which the Python of this QGIS lacks; "
+                            f"{install_advice([REQUIRED_PACKAGES[error.name]])}")
+            QgsMessageLog.logMessage(self.missing, "MineSAR", Qgis.Critical)
+            return
+        self.provider = MineSARProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self):  # noqa: N802 (QGIS API)
         self.initProcessing()
         if self.iface is None:
+            return
+        if self.missing:
+            self.iface.messageBar().pushMessage("MineSAR", self.missing, Qgis.Critical, 0)
             return
         from .ui.run_dock import MineSARDock
         from .ui.timeseries_dock import TimeSeriesDock

@@ -49,7 +49,8 @@ def python_interpreter(install: PythonInstall, isfile: Callable[[str], bool] = o
     """The Python of this QGIS as a command: the running executable when it is a Python (console,
     virtual environment), else derived from the prefixes; ``python`` on Windows, meant for the
     OSGeo4W Shell, which puts QGIS's Python first on PATH."""
-    if _PYTHON_NAME.fullmatch(os.path.basename(install.executable).lower()):
+    if _PYTHON_NAME.fullmatch(os.path.basename(install.executable).lower()) and _inside(
+            install.executable, install.exec_prefix):
         return install.executable
     if install.platform.startswith("win"):
         return "python"
@@ -63,6 +64,13 @@ def python_interpreter(install: PythonInstall, isfile: Callable[[str], bool] = o
         if isfile(plain):
             return plain
     return os.path.join(install.exec_prefix, "bin", "python3")
+
+
+def _inside(path: str, prefix: str) -> bool:
+    """Embedded in QGIS or qgis_process, Python guesses sys.executable from PATH (a pyenv shim, another
+    Python): trust it only when it lies in this interpreter's own prefix. Not resolved: a venv's python
+    is a link out of the venv, and the venv is what counts."""
+    return os.path.normcase(os.path.abspath(path)).startswith(os.path.normcase(os.path.join(os.path.abspath(prefix), "")))
 
 
 def pip_install_command(packages: Sequence[str], install: Optional[PythonInstall] = None,
@@ -93,8 +101,14 @@ def torch_install_command(install: Optional[PythonInstall] = None,
 def torch_install_advice(install: Optional[PythonInstall] = None,
                          isfile: Callable[[str], bool] = os.path.isfile) -> str:
     """What to do, as the end of a sentence that names what is missing."""
+    return install_advice(TORCH_PACKAGES, install, isfile)
+
+
+def install_advice(packages: Sequence[str], install: Optional[PythonInstall] = None,
+                   isfile: Callable[[str], bool] = os.path.isfile) -> str:
+    """What to do to get ``packages``, as the end of a sentence that names what is missing."""
     install = install or PythonInstall.current()
-    command = torch_install_command(install, isfile)
+    command = pip_install_command(packages, install, isfile)
     if install.platform.startswith("win"):
         where = "in the OSGeo4W Shell installed with QGIS (Start menu, run as administrator)"
     else:

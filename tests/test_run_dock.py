@@ -306,5 +306,9 @@ def test_install_command_on_windows_macos_and_in_a_virtual_environment():
         f"'{app}/bin/python3.9' -m pip install torch torchvision")
     venv = _install(executable="/home/me/.venv/bin/python", exec_prefix="/home/me/.venv")
     assert environment.torch_install_command(venv).startswith("/home/me/.venv/bin/python -m pip install 'numpy<2'")
+    # qgis_process guessed its sys.executable from PATH: a Python, but not the one running.
+    shim = _install(executable="/root/.pyenv/shims/python3")
+    assert environment.torch_install_command(shim, isfile=lambda path: path == "/usr/bin/python3").startswith(
+        "/usr/bin/python3 -m pip install")
     # Here: the running interpreter (pytest's) is a Python, so it is the one named.
     assert environment.torch_install_command().startswith(sys.executable)
