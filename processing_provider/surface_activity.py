@@ -27,6 +27,7 @@ from ..core.activity import STRONG_FROM_PERCENT, WEAK_BELOW_PERCENT, Detections,
 from ..core.errors import MineSARError
 from ..core.io.products import dates_from_name
 from ..ui.styles import style_activity_days, style_categories
+from ..ui.temporal import with_temporal
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
 CLASS_COLOURS = {"weak": "#fee08b", "moderate": "#fc8d59", "strong": "#d73027"}
@@ -207,6 +208,7 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
             f"{len(report.sites)} sites; longest activity {report.max_days:.0f} days."
         )
         style_when_loaded(context, output, "Surface activity (days)", style_activity_days)
-        style_when_loaded(context, sink_id, "Active sites", lambda layer: style_categories(layer, "CLASS", CLASS_COLOURS))
+        style_when_loaded(context, sink_id, "Active sites",
+                          with_temporal(lambda layer: style_categories(layer, "CLASS", CLASS_COLOURS)))
         return {"OUTPUT_ACTIVITY": output, "OUTPUT_SITES": sink_id, "SITES": len(report.sites),
                 "MONITORED_DAYS": report.monitored_days}
