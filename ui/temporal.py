@@ -9,12 +9,13 @@ What QGIS 3.22 can do, and what MineSAR sets:
   feature shows in the frames its span overlaps; consecutive interferograms share a date and show
   one per frame, since QGIS compares the span's end exclusively;
 - a raster of one pair (DATE1/DATE2 in its metadata: MineSAR's imports and simulations) gets the
-  fixed range [date1, date2): the Temporal Controller steps from interferogram to interferogram;
+  fixed range (date1, date2): the Temporal Controller steps from interferogram to interferogram
+  (open at both ends: see ``open_range``);
 - a time series (bands DYYYYMMDD, dates in its DATES metadata): from QGIS 3.38 each band gets the
-  range from its epoch to the next (FixedRangePerBand), so the map shows the cumulative
-  displacement of the current epoch (QGIS keeps the renderer and swaps its band). QGIS 3.22 has
+  interval that ends at its epoch (FixedRangePerBand), so a frame shows the cumulative
+  displacement reached at its end (QGIS keeps the renderer and swaps its band). QGIS 3.22 has
   no per-band ranges: the layer gets the fixed range of the whole series, visible while the
-  controller is within it, always showing its styled band;
+  controller is within it, always showing its styled band (the last epoch);
 - SBAS points (fields DYYYYMMDD, one per epoch): every point exists over the whole series, and
   3.22 cannot drive a symbol by "the field of the current date", so they get the series' range.
 
@@ -117,15 +118,18 @@ def raster_dates(layer: QgsRasterLayer) -> Tuple[Optional[date], Optional[date],
     return _parse(tags.get("DATE1", "")), _parse(tags.get("DATE2", "")), epochs
 
 
+def open_range(first: date, last: date) -> QgsDateTimeRange:
+    """(first, last), both ends excluded. QGIS compares a layer's range with a frame by the
+    layer's own end flags only (QgsTemporalRange::overlaps), so [d1, d2) would still meet the
+    frame [d0, d1) that ends where it begins; an open range meets the frames inside it only."""
+    return QgsDateTimeRange(qdatetime(first), qdatetime(last), False, False)
+
+
 def band_ranges(epochs: Sequence[date]) -> dict:
-    """Band k (1-based) → [epoch k, epoch k+1); the last epoch is the instant itself."""
-    ranges = {}
-    for k, day in enumerate(epochs):
-        if k + 1 < len(epochs):
-            ranges[k + 1] = date_range(day, epochs[k + 1])
-        else:
-            ranges[k + 1] = date_range(day, day, include_end=True)
-    return ranges
+    """Band k + 1 (epoch k, 1-based bands) → (epoch k − 1, epoch k): a frame over an interval
+    shows the displacement reached at its end, as the interferogram of that interval shows the
+    motion within it. Band 1, the first epoch, is the series' zero and gets no range."""
+    return {k + 1: open_range(epochs[k - 1], epochs[k]) for k in range(1, len(epochs))}
 
 
 def make_raster_temporal(layer: QgsRasterLayer) -> str:
@@ -146,7 +150,7 @@ def make_raster_temporal(layer: QgsRasterLayer) -> str:
         return "series"
     if date1 and date2 and date1 != date2:
         first, last = sorted((date1, date2))
-        _set_fixed_range(layer, date_range(first, last))
+        _set_fixed_range(layer, open_range(first, last))
         return "pair"
     return ""
 
