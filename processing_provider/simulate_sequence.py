@@ -29,13 +29,13 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.products import SENTINEL1_WAVELENGTH_M
 from ..core.simulation.sequence import FIRST_DATE, SequenceRecipe, simulate_sequence
-from ..ui.styles import style_categories, style_deformation, style_wrapped_phase
+from ..ui.styles import style_deformation, style_wrapped_phase
 from ..ui.temporal import make_raster_temporal
 from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
 from .mine_activity import CLASS_COLOURS
 
 MINE_FIELDS = (("name", QVariant.String), ("kind", QVariant.String), ("rate_mm_day", QVariant.Double),
-               ("first", QVariant.String), ("last", QVariant.String), ("active_days", QVariant.Int),
+               ("active_from", QVariant.String), ("active_to", QVariant.String), ("active_days", QVariant.Int),
                ("share_pct", QVariant.Double), ("surf_class", QVariant.String), ("vel_true", QVariant.Double),
                ("true_class", QVariant.String), ("timeline", QVariant.String))
 
@@ -50,15 +50,14 @@ def mine_fields() -> QgsFields:
 def style_mines(layer) -> None:
     """Mine patches outlined in the colour of their true mine-activity class, unfilled so the
     phase beneath shows. (A shared outlined-patch style in ui.styles can replace this.)"""
-    from qgis.PyQt.QtCore import Qt
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
 
-    style_categories(layer, "true_class", CLASS_COLOURS)
-    for category in layer.renderer().categories():
-        symbol_layer = category.symbol().symbolLayer(0)
-        symbol_layer.setStrokeColor(symbol_layer.color())
-        symbol_layer.setStrokeWidth(0.8)
-        symbol_layer.setBrushStyle(Qt.NoBrush)
-        category.symbol().setOpacity(1.0)
+    categories = [
+        QgsRendererCategory(value, QgsFillSymbol.createSimple({"style": "no", "outline_color": colour,
+                                                               "outline_width": "0.8"}), value)
+        for value, colour in CLASS_COLOURS.items()
+    ]
+    layer.setRenderer(QgsCategorizedSymbolRenderer("true_class", categories))
     layer.triggerRepaint()
 
 
@@ -76,7 +75,8 @@ class SimulateSequenceAlgorithm(MineSARAlgorithm):
         "and tests of the whole chain (detection → surface activity, SBAS → mine activity). Six mines on a 3 × 2 "
         "layout of the scene (WIDTH × HEIGHT pixels of PIXEL_SIZE m; at least 9.6 × 6.4 km): three subsiding "
         "(M1 all the period, M2 about a quarter of it early, M3 one interval late — strong, moderate and weak "
-        "surface activity from 8 epochs on), an open pit that is incoherent in every pair (M4, decorrelated), a closed mine "
+        "surface activity from 8 epochs on), an open pit that is incoherent in every pair (M4, decorrelated), a "
+        "closed mine "
         "rising as the groundwater returns (M5, positive) and a dormant one (M6, none). EPOCHS acquisitions "
         "INTERVAL days apart from FIRST_DATE.\n\n"
         "Every pair is one run of the scene simulator (minesar:simulatescene's physics: phase = −4π/λ·d, "
@@ -94,7 +94,7 @@ class SimulateSequenceAlgorithm(MineSARAlgorithm):
         "alone, the inversion takes the most coherent pixel anywhere, perhaps on a mine's flank). OUTPUT_MINES: "
         "the mine "
         "patches (footprints where a mine's shape reaches 10 % of its depth) with their rate (LOS mm/day, "
-        "negative = subsidence), active period (first, last, active_days, share_pct, timeline of "
+        "negative = subsidence), active period (active_from, active_to, active_days, share_pct, timeline of "
         "interferograms), true surface-activity class (surf_class: weak/moderate/strong as "
         "minesar:surfaceactivity defines them) and true mine-activity class (true_class: positive/negative/"
         "none/decorrelated as minesar:mineactivity defines them, from vel_true, the true velocity at the "
@@ -103,22 +103,25 @@ class SimulateSequenceAlgorithm(MineSARAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         number = QgsProcessingParameterNumber
-        self.addParameter(number("WIDTH", "Width (pixels)", type=number.Integer, minValue=32, defaultValue=1024))
-        self.addParameter(number("HEIGHT", "Height (pixels)", type=number.Integer, minValue=32, defaultValue=1024))
-        self.addParameter(number("PIXEL_SIZE", "Pixel size (m)", type=number.Double, minValue=1.0, defaultValue=30.0))
+        defaults = SequenceRecipe()
+        self.addParameter(number("WIDTH", "Width (pixels)", type=number.Integer, minValue=32,
+                                 defaultValue=defaults.cols))
+        self.addParameter(number("HEIGHT", "Height (pixels)", type=number.Integer, minValue=32,
+                                 defaultValue=defaults.rows))
+        self.addParameter(number("PIXEL_SIZE", "Pixel size (m)", type=number.Double, minValue=1.0,
+                                 defaultValue=defaults.pixel_size_m))
         self.addParameter(number("EPOCHS", "Acquisitions", type=number.Integer, minValue=4, maxValue=100,
-                                 defaultValue=12))
+                                 defaultValue=defaults.epochs))
         self.addParameter(number("INTERVAL", "Days between acquisitions", type=number.Integer, minValue=1,
-                                 defaultValue=48))
+                                 defaultValue=defaults.interval_days))
         self.addParameter(QgsProcessingParameterDateTime(
             "FIRST_DATE", "First acquisition", type=QgsProcessingParameterDateTime.Date,
             defaultValue=FIRST_DATE.isoformat(), optional=True))
         self.addParameter(number("PAIR_SPAN", "Stack: pair each epoch with the next … epochs", type=number.Integer,
-                                 minValue=1, maxValue=10, defaultValue=2))
+                                 minValue=1, maxValue=10, defaultValue=defaults.pair_span))
         self.addParameter(number("SEED", "Random seed", type=number.Integer, minValue=0, defaultValue=1))
         self.addParameter(number("ATMOSPHERE", "Turbulent delay of one epoch, RMS (mm)", type=number.Double,
-                                 minValue=0.0, defaultValue=1.0))
-        defaults = SequenceRecipe()
+                                 minValue=0.0, defaultValue=defaults.atmosphere_mm))
         for parameter in (
             number("STRATIFIED", "Stratified delay, largest gradient (mm per km of height)", type=number.Double,
                    minValue=0.0, defaultValue=defaults.stratified_mm_per_km),
@@ -147,7 +150,8 @@ class SimulateSequenceAlgorithm(MineSARAlgorithm):
         self.addOutput(QgsProcessingOutputString("FIRST", "First acquisition"))
         self.addOutput(QgsProcessingOutputString("LAST", "Last acquisition"))
         self.addOutput(QgsProcessingOutputNumber("PAIRS", "Pairs in the stack"))
-        self.addOutput(QgsProcessingOutputString("REFERENCE", "A stable, coherent reference point for the SBAS inversion"))
+        self.addOutput(QgsProcessingOutputString("REFERENCE",
+                                                 "A stable, coherent reference point for the SBAS inversion"))
 
     def _recipe(self, parameters, context) -> SequenceRecipe:
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731

@@ -84,8 +84,8 @@ def test_the_sequence_outputs_and_the_mines_truth(chain):
     mines = _features(sequence["OUTPUT_MINES"])
     assert [m["name"] for m, _ in mines] == ["M1", "M2", "M3", "M4", "M5", "M6"]
     for mine, _ in mines:
-        if mine["first"]:
-            assert (_day(mine["last"]) - _day(mine["first"])).days == mine["active_days"]
+        if mine["active_from"]:
+            assert (_day(mine["active_to"]) - _day(mine["active_from"])).days == mine["active_days"]
             assert len(mine["timeline"].split(";")) * 48 == mine["active_days"]
 
 
@@ -99,20 +99,21 @@ def test_detections_carry_their_pair_and_lie_on_the_mines_active_then(chain):
             under = [m for m, footprint in mines if footprint.intersects(polygon)]
             assert len(under) == 1, (path, under)
             mine = under[0]
-            assert mine["first"] and _day(mine["first"]) <= d1 and d2 <= _day(mine["last"]), (path, mine["name"])
+            assert mine["active_from"], (path, mine["name"])
+            assert _day(mine["active_from"]) <= d1 and d2 <= _day(mine["active_to"]), (path, mine["name"])
 
 
 def test_surface_activity_finds_each_active_mine_over_its_period(chain):
     mines = _features(chain["sequence"]["OUTPUT_MINES"])
     sites = _features(chain["surface"]["OUTPUT_SITES"])
-    active = [(m, footprint) for m, footprint in mines if m["first"]]
+    active = [(m, footprint) for m, footprint in mines if m["active_from"]]
     assert len(active) == 3 and chain["surface"]["SITES"] == len(sites)
     for mine, footprint in active:
         on = [site for site, polygon in sites if polygon.intersects(footprint)]
         assert len(on) == 1, mine["name"]
         site = on[0]
-        assert abs((_day(site["FIRST"]) - _day(mine["first"])).days) <= 48
-        assert abs((_day(site["LAST"]) - _day(mine["last"])).days) <= 48
+        assert abs((_day(site["FIRST"]) - _day(mine["active_from"])).days) <= 48
+        assert abs((_day(site["LAST"]) - _day(mine["active_to"])).days) <= 48
         assert abs(site["ACTIVE_DAYS"] - mine["active_days"]) <= 48
         assert site["CLASS"] == mine["surf_class"]
     # Every site lies on a mine that was active: no mine was detected while it stood still.
@@ -158,3 +159,25 @@ def test_the_detections_play_in_time_one_interval_per_frame(chain):
     # A range that covers the whole period shows every detection.
     everything = layer.temporalProperties().createFilterString(context, date_range(first, last, True))
     assert len(list(layer.getFeatures(QgsFeatureRequest().setFilterExpression(everything)))) == layer.featureCount()
+
+
+def test_the_first_date_and_the_interval_name_the_pairs(minesar_provider, tmp_path):
+    import processing
+
+    result = processing.run("minesar:simulatesequence", {
+        "WIDTH": 336, "HEIGHT": 224, "EPOCHS": 4, "INTERVAL": 12, "PAIR_SPAN": 1, "FIRST_DATE": "2022-03-01",
+        "OUTPUT": str(tmp_path / "s"), "OUTPUT_MINES": str(tmp_path / "m.gpkg")})
+    assert (result["FIRST"], result["LAST"]) == ("2022-03-01", "2022-04-06")
+    assert [p.replace("\\", "/").rsplit("/", 1)[-1] for p in result["INTERFEROGRAMS"]] == \
+        ["20220301_20220313.tif", "20220313_20220325.tif", "20220325_20220406.tif"]
+    assert result["PAIRS"] == 3 and result["REFERENCE"].endswith("[EPSG:32649]")
+
+
+def test_a_scene_too_small_for_the_mines_is_refused(minesar_provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match=r"needs? at least 9\.6 × 6\.4 km"):
+        processing.run("minesar:simulatesequence", {"WIDTH": 128, "HEIGHT": 128, "OUTPUT": str(tmp_path / "s"),
+                                                    "OUTPUT_MINES": str(tmp_path / "m.gpkg")})
+    assert not (tmp_path / "m.gpkg").exists()

@@ -71,7 +71,8 @@ def test_detections_show_in_the_frame_of_their_interferogram(qgis_app, style):
 
 def test_sites_show_from_their_first_to_their_last_active_date(qgis_app):
     layer = _layer(["CODE:string", "FIRST:string", "LAST:string"],
-                   [["k1", DATES[0].isoformat(), DATES[4].isoformat()], ["k2", DATES[1].isoformat(), DATES[2].isoformat()]])
+                   [["k1", DATES[0].isoformat(), DATES[4].isoformat()],
+                    ["k2", DATES[1].isoformat(), DATES[2].isoformat()]])
     assert make_temporal(layer) == "features"
     shown = [[row[0] for row in _shown(layer, frame)] for frame in frames(DATES[0], DATES[-1], STEP)]
     assert shown == [["k1"], ["k1", "k2"], ["k1"], ["k1"]]

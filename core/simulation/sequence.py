@@ -64,8 +64,8 @@ _SEQUENCE_TAG = "minesar:simulatesequence"
 
 @dataclass
 class SequenceRecipe:
-    rows: int = 1024
-    cols: int = 1024
+    rows: int = 384
+    cols: int = 512
     pixel_size_m: float = 30.0
     epochs: int = 12
     interval_days: int = 48
