@@ -1,7 +1,6 @@
 """core.simulation.sequence: a mining area in time whose truth the SBAS inversion and the mine
 classes recover. Small scenes (336 × 224 px of 30 m, the least six mines fit in) so each runs in
 seconds; the detector's part is in test_sequence_algorithm.py."""
-from datetime import date
 
 import numpy as np
 import pytest

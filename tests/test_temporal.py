@@ -225,3 +225,23 @@ def test_loaded_sites_are_temporal(minesar_provider, tmp_path, qgis_new_project)
         during = [row[code] for row in _shown(sites, date_range(first, first + timedelta(days=1)))]
         after = [row[code] for row in _shown(sites, date_range(last + timedelta(days=1), last + timedelta(days=2)))]
         assert feature["CODE"] in during and feature["CODE"] not in after
+
+
+def test_a_simulated_sequence_loads_styled_and_playing_in_time(minesar_provider, tmp_path, qgis_new_project):
+    from qgis.PyQt.QtCore import Qt
+    from qgis.core import QgsRenderContext
+    from test_styled_outputs import run_like_the_toolbox
+
+    layers = run_like_the_toolbox("minesar:simulatesequence", {
+        "WIDTH": 336, "HEIGHT": 224, "EPOCHS": 4, "PAIR_SPAN": 1, "OUTPUT": str(tmp_path / "s"),
+        "OUTPUT_MINES": str(tmp_path / "mines.gpkg")}, ["OUTPUT_MINES"])
+    mines = layers["mine patches (truth)"].renderer()
+    assert mines.classAttribute() == "true_class"
+    assert all(symbol.symbolLayer(0).brushStyle() == Qt.NoBrush for symbol in mines.symbols(QgsRenderContext()))
+    pairs = sorted(name for name in layers if name.startswith("simulated 2"))
+    assert len(pairs) == 3 and "true LOS velocity (mm/yr)" in layers
+    epochs = [FIRST + timedelta(days=48 * k) for k in range(4)]
+    for k, frame in enumerate(frames(epochs[0], epochs[-1], 48)):
+        visible = [name for name in pairs if layers[name].temporalProperties().isVisibleInTemporalRange(frame)]
+        assert visible == [f"simulated {epochs[k]:%Y%m%d}_{epochs[k + 1]:%Y%m%d}"]
+        assert layers[visible[0]].renderer().type() == "singlebandpseudocolor"
