@@ -21,6 +21,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.interferogram import open_interferogram
 from ..ui.styles import style_detected_basins
+from ..ui.temporal import with_temporal
 from .base import MineSARAlgorithm, progress_for, qgis_geometry, require_torch, style_when_loaded, user_errors
 from .preprocessing_common import raster_path
 
@@ -124,5 +125,5 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         feedback.pushInfo(f"{len(run.basins)} basins from {run.tiles - run.tiles_skipped} tiles "
                           f"({run.tiles_skipped} all no-data skipped) in {run.seconds:.1f} s, "
                           f"{run.megapixels_per_second:.2f} Mpx/s.")
-        style_when_loaded(context, sink_id, "subsidence basins", style_detected_basins)
+        style_when_loaded(context, sink_id, "subsidence basins", with_temporal(style_detected_basins))
         return {"OUTPUT": sink_id, "BASINS": len(run.basins)}

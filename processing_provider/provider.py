@@ -27,6 +27,7 @@ from .segment_subsidence import SegmentSubsidenceAlgorithm
 from .simulate_interferograms import SimulateInterferogramsAlgorithm
 from .simulate_optical_scenes import SimulateOpticalScenesAlgorithm
 from .simulate_scene import SimulateSceneAlgorithm
+from .simulate_sequence import SimulateSequenceAlgorithm
 from .surface_activity import SurfaceActivityAlgorithm
 from .train_model import TrainModelAlgorithm
 from .workflow_algorithms import workflow_models
@@ -68,6 +69,7 @@ class MineSARProvider(QgsProcessingProvider):
             RenderInterferogramAlgorithm(),
             SimulateInterferogramsAlgorithm(),
             SimulateSceneAlgorithm(),
+            SimulateSequenceAlgorithm(),
             SimulateOpticalScenesAlgorithm(),
             BuildDatasetAlgorithm(),
             DeformationHotspotsAlgorithm(),

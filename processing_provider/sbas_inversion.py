@@ -26,6 +26,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.sbas import SbasOutputs, run_sbas
 from ..ui.styles import style_coherence, style_deformation
+from ..ui.temporal import make_points_temporal, with_temporal
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
 WEIGHTINGS = ("none", "coherence")
@@ -40,8 +41,10 @@ def _file_paths(algorithm, parameters, name, context):
 def _deformation_style(kind):
     if kind == "coherence":
         return style_coherence
-    unit = "mm/yr" if kind == "velocity" else "mm"
-    return lambda layer: style_deformation(layer, unit)
+    if kind == "velocity":
+        return lambda layer: style_deformation(layer, "mm/yr")
+    # The series plays in the Temporal Controller: band by band (QGIS ≥ 3.38), or over its dates (3.22).
+    return with_temporal(lambda layer: style_deformation(layer, "mm"))
 
 
 class _PointWriter:
@@ -230,4 +233,6 @@ class SbasInversionAlgorithm(MineSARAlgorithm):
                                 ("OUTPUT_VELOCITY", "velocity", "SBAS velocity (mm/yr)"),
                                 ("OUTPUT_COHERENCE", "coherence", "SBAS temporal coherence")):
             style_when_loaded(context, results[key], name, _deformation_style(kind))
+        if writer is not None:
+            style_when_loaded(context, results["OUTPUT_POINTS"], "SBAS points", make_points_temporal)
         return results

@@ -27,6 +27,7 @@ from ..core.activity import STRONG_FROM_PERCENT, WEAK_BELOW_PERCENT, Detections,
 from ..core.errors import MineSARError
 from ..core.io.products import dates_from_name
 from ..ui.styles import style_activity_days, style_surface_sites
+from ..ui.temporal import with_temporal
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
 
@@ -204,6 +205,6 @@ class SurfaceActivityAlgorithm(MineSARAlgorithm):
         )
         style_when_loaded(context, output, "Surface activity (days)", style_activity_days)
         style_when_loaded(context, sink_id, "Active sites",
-                          lambda layer: style_surface_sites(layer, weak_below, strong_from))
+                          with_temporal(lambda layer: style_surface_sites(layer, weak_below, strong_from)))
         return {"OUTPUT_ACTIVITY": output, "OUTPUT_SITES": sink_id, "SITES": len(report.sites),
                 "MONITORED_DAYS": report.monitored_days}

@@ -239,6 +239,20 @@ def style_surface_sites(layer, weak_below: float, strong_from: float, field: str
     style_categories(layer, field, SURFACE_ACTIVITY_CLASSES, labels)
 
 
+def style_mine_truth(layer, field: str = "true_class") -> None:
+    """Mine patches outlined in the colour of their (true) mine-activity class, unfilled so the
+    phase beneath shows; the colours are those of ``style_mine_activity``."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
+
+    categories = [
+        QgsRendererCategory(value, QgsFillSymbol.createSimple({"style": "no", "outline_color": colour,
+                                                               "outline_width": "0.8"}), label)
+        for value, (colour, label) in MINE_ACTIVITY_CLASSES.items()
+    ]
+    layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+    layer.triggerRepaint()
+
+
 # Mine patches by kind (seed 003's four mine types), outlined so the image shows through: mines
 # in solid outlines, what merely looks like a mine (simulated confusers) in dashed ones.
 MINE_KIND_OUTLINES = {
