@@ -1,9 +1,10 @@
 """Run inside QGIS desktop (``qgis --code``; see scripts/desktop-screenshot): the plugin enabled as a
-user enables it, a simulated interferogram styled as wrapped phase, subsidence detected on it through
-the MineSAR dock (the Processing algorithm in a background task, loaded and styled by its
-post-processor), an SBAS time series of the sample pairs, and a pixel of it plotted in the Time series
-dock by a click of its map tool. Saves a grab of the main window and a JSON summary of what was on
-screen, then quits.
+user enables it, the simulated mining area of `make demo` (``minesar:simulatesequence``): one wrapped
+pair styled as phase under the mines' outlines, subsidence detected on it through the MineSAR dock
+(the Processing algorithm in a background task, loaded and styled by its post-processor), the SBAS
+time series of the simulated stack, and two mines' series plotted in the Time series dock by real
+mouse clicks of its map tool on the canvas. Saves a grab of the main window and a JSON summary of
+what was on screen, then quits.
 
 Environment: MINESAR_SHOT (PNG path, required), MINESAR_SHOT_WORK (a scratch folder).
 """
@@ -12,11 +13,8 @@ import os
 import sys
 import traceback
 
-from qgis.core import QgsApplication, QgsCoordinateTransform, QgsPointXY, QgsProject, QgsRasterLayer
+from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QPoint, QSize, Qt, QTimer
-from qgis.PyQt.QtGui import QMouseEvent
-from qgis.gui import QgsMapMouseEvent
-from qgis.PyQt.QtCore import QEvent
 from qgis.utils import iface, loadPlugin, plugins, startPlugin
 
 SHOT = os.environ["MINESAR_SHOT"]
@@ -59,29 +57,31 @@ def enable_plugin():
     iface.mainWindow().showNormal()
     import processing
 
+    from minesar.ui.styles import style_deformation, style_mine_truth, style_wrapped_phase
+
     os.makedirs(WORK, exist_ok=True)
-    scene = processing.run("minesar:simulatescene", {
-        "WIDTH": 768, "HEIGHT": 768, "SEED": 7, "BASINS": "4,5", "SUBSIDENCE": "40,120",
-        "OUTPUT": os.path.join(WORK, "20200101_20200113.tif"), "OUTPUT_TRUTH": os.path.join(WORK, "truth.gpkg")})
-    from minesar.ui.styles import style_deformation, style_wrapped_phase
-
-    phase = QgsRasterLayer(scene["OUTPUT"], "wrapped phase 20200101_20200113")
+    # The simulated mining area of `make demo`: pairs, a stack and the mines, all on one grid.
+    sequence = processing.run("minesar:simulatesequence", {
+        "OUTPUT": os.path.join(WORK, "sequence"), "OUTPUT_MINES": os.path.join(WORK, "mines.gpkg")})
+    pair_path = sequence["INTERFEROGRAMS"][2]  # M1 and M2 both subside in it
+    pair_name = os.path.basename(pair_path)[:-4]
+    phase = QgsRasterLayer(pair_path, f"wrapped phase {pair_name}")
     style_wrapped_phase(phase)
-    QgsProject.instance().addMapLayer(phase)
-    iface.mapCanvas().setDestinationCrs(phase.crs())
-    iface.mapCanvas().setExtent(phase.extent())
-
-    data = os.path.join(ROOT, "sample_data", "pyrate_small_gamma")
-    unwrapped = sorted(os.path.join(data, n) for n in os.listdir(data) if n.endswith("_utm.unw"))
+    mines = QgsVectorLayer(sequence["OUTPUT_MINES"], "mine patches (truth)", "ogr")
+    style_mine_truth(mines)
     sbas = processing.run("minesar:sbasinversion", {
-        "INPUT": unwrapped, "OUTPUT_TIMESERIES": os.path.join(WORK, "timeseries.tif"),
+        "INPUT": sequence["UNWRAPPED"], "COHERENCE": sequence["COHERENCE_STACK"], "WEIGHTING": "coherence",
+        "REFERENCE": sequence["REFERENCE"], "OUTPUT_TIMESERIES": os.path.join(WORK, "timeseries.tif"),
         "OUTPUT_VELOCITY": os.path.join(WORK, "velocity.tif"), "OUTPUT_COHERENCE": os.path.join(WORK, "tcoh.tif")})
-    series = QgsRasterLayer(sbas["OUTPUT_TIMESERIES"], "SBAS time series (mm), sample pairs")
+    series = QgsRasterLayer(sbas["OUTPUT_TIMESERIES"], "SBAS time series (mm)")
     style_deformation(series, "mm")
-    QgsProject.instance().addMapLayer(series)
-    # Read by the dock as the current layer, not drawn over the scene (it lies elsewhere).
-    QgsProject.instance().layerTreeRoot().findLayer(series.id()).setItemVisibilityChecked(False)
-    summary["series"] = series.source()
+    project = QgsProject.instance()
+    for layer in (series, phase, mines):
+        project.addMapLayer(layer)
+    # The series is read by the dock, not drawn over the phase.
+    project.layerTreeRoot().findLayer(series.id()).setItemVisibilityChecked(False)
+    summary["mines"] = {f["name"]: f.geometry().centroid().asPoint() for f in mines.getFeatures()}
+    summary["mines"] = {name: [point.x(), point.y()] for name, point in summary["mines"].items()}
 
     dock = plugin.run_dock
     dock.show()
@@ -91,54 +91,50 @@ def enable_plugin():
     dock.set_checked(phase, True)
     dock.run_button.click()
     summary["run_started"] = dock.is_running()
-    wait_for_detection(dock, series, 0)
+    wait_for_detection(dock, series, phase, 0)
 
 
-def wait_for_detection(dock, series, waited):
+def wait_for_detection(dock, series, phase, waited):
     if dock.is_running():
         if waited > 300_000:
             raise RuntimeError("detection did not finish in 5 minutes")
-        later(500, lambda: wait_for_detection(dock, series, waited + 500))
+        later(500, lambda: wait_for_detection(dock, series, phase, waited + 500))
         return
     summary["dock_status"] = dock.status_label.text()
     detections = [l for l in QgsProject.instance().mapLayers().values() if l.name().endswith("subsidence basins")]
     summary["detections"] = {l.name(): {"features": l.featureCount(), "renderer": l.renderer().type()}
                              for l in detections}
-    plot_series(series)
+    canvas = iface.mapCanvas()
+    canvas.setDestinationCrs(phase.crs())
+    canvas.setExtent(phase.extent())
+    canvas.refresh()
+    later(1500, lambda: plot_series(series))
+
+
+def click(canvas, tool, map_point):
+    """A left press and release on the canvas's viewport where ``map_point`` is drawn."""
+    from qgis.PyQt.QtTest import QTest
+
+    pixel = canvas.getCoordinateTransform().transform(map_point)
+    canvas.setMapTool(tool)
+    QTest.mouseClick(canvas.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(round(pixel.x()), round(pixel.y())))
 
 
 def plot_series(series):
-    """A real mouse click of the Time series map tool, on the most subsiding pixel of the series."""
-    import numpy as np
-    from osgeo import gdal
-
-    plugin = plugins["minesar"]
-    dock = plugin.timeseries_dock
+    """Real mouse clicks of the Time series tool on the two mines that subside (M1, M2)."""
+    dock = plugins["minesar"].timeseries_dock
     dock.show()
     dock.pick_action.trigger()
+    iface.setActiveLayer(series)  # the current layer is the one the tool reads, even hidden
     canvas = iface.mapCanvas()
-    dataset = gdal.Open(series.source())
-    last = dataset.GetRasterBand(dataset.RasterCount).ReadAsArray()
-    row, col = np.unravel_index(np.nanargmin(np.where(np.isfinite(last), last, np.inf)), last.shape)
-    x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
-    point = QgsPointXY(x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy)
-    to_canvas = QgsCoordinateTransform(series.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
-    iface.setActiveLayer(series)  # the current layer is the one the tool reads
-    # The pixel lies outside the view (the scene and the sample pairs are far apart): the tool reads
-    # what is under a click, so centre the click's map point by sending it through the tool directly.
-    canvas_point = to_canvas.transform(point)
-    event = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(10, 10), Qt.LeftButton)
-    event.setMapPoint(canvas_point)
-    dock.map_tool.canvasReleaseEvent(event)
+    for name in ("M1", "M2"):
+        click(canvas, dock.map_tool, QgsPointXY(*summary["mines"][name]))
     summary["curves"] = [curve.label for curve in dock.curves]
-    summary["pixel"] = [int(row), int(col)]
-    later(3000, grab)
+    summary["velocities"] = [round(curve.fit.velocity, 1) if curve.fit else None for curve in dock.curves]
+    later(2000, grab)
 
 
 def grab():
-    phase = QgsProject.instance().mapLayersByName("wrapped phase 20200101_20200113")[0]
-    iface.setActiveLayer(phase)
-    iface.mapCanvas().setExtent(phase.extent())
     iface.mapCanvas().refreshAllLayers()
     later(4000, save)
 

@@ -246,8 +246,8 @@ def style_mine_truth(layer, field: str = "true_class") -> None:
 
     categories = [
         QgsRendererCategory(value, QgsFillSymbol.createSimple({"style": "no", "outline_color": colour,
-                                                               "outline_width": "0.8"}), label)
-        for value, (colour, label) in MINE_ACTIVITY_CLASSES.items()
+                                                               "outline_width": "0.8"}), f"true class: {value}")
+        for value, (colour, _) in MINE_ACTIVITY_CLASSES.items()
     ]
     layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
     layer.triggerRepaint()
