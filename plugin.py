@@ -4,7 +4,7 @@ menus.
 ``iface`` is None under ``qgis_process``, which only calls ``initProcessing``; nothing here may
 touch it before ``initGui``. The docks import PyTorch lazily, so the plugin loads without it.
 """
-from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
@@ -53,7 +53,11 @@ class MineSARPlugin:
             self.iface.messageBar().pushMessage("MineSAR", self.missing, Qgis.Critical, 0)
             return
         from .ui.run_dock import MineSARDock
+        from .ui.temporal import make_added_layers_temporal
         from .ui.timeseries_dock import TimeSeriesDock
+
+        QgsProject.instance().layersAdded.connect(make_added_layers_temporal)
+        self._temporal_hook = make_added_layers_temporal
 
         window = self.iface.mainWindow()
         self.run_dock = MineSARDock(self.iface, window)
@@ -77,19 +81,27 @@ class MineSARPlugin:
         self.toolbar_actions = [show_run, single]
 
     def _dock_action(self, dock, text):
-        """A checkable action kept in step with the dock's visibility (closing the dock unchecks it)."""
+        """A checkable action that opens and closes the dock. QgsDockWidget follows the user's intent:
+        a dock tabbed behind another is still open (Qt's visibilityChanged would say hidden and
+        close it as soon as its neighbour's tab is clicked)."""
         action = QAction(QIcon(ICON_PATH), text, self.iface.mainWindow())
         action.setCheckable(True)
-        action.toggled.connect(dock.setVisible)
-        dock.visibilityChanged.connect(action.setChecked)
+        dock.setToggleVisibilityAction(action)
         return action
 
     def unload(self):
+        batch_dialog = getattr(self, "_batch_dialog", None)
+        if batch_dialog is not None:
+            batch_dialog.close()
+            self._batch_dialog = None
         for action in self.actions:
             if self.iface is not None:
                 self.iface.removePluginRasterMenu(MENU, action)
                 self.iface.removeRasterToolBarIcon(action)
         self.actions = []
+        if getattr(self, "_temporal_hook", None) is not None:
+            QgsProject.instance().layersAdded.disconnect(self._temporal_hook)
+            self._temporal_hook = None
         for dock in self.docks:
             dock.unload()  # cancels running tasks, releases the map tool, drops project signals
             self.iface.removeDockWidget(dock)

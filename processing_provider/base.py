@@ -137,9 +137,10 @@ def out_of_memory(error) -> str:
 
 
 def out_of_memory_message(error, where: str, algorithm=None) -> str:
-    """What to change, naming the parameters ``algorithm`` has (all of them when unknown)."""
+    """What to change, naming only parameters ``algorithm`` has (none when it is not given: advice to
+    lower a BATCH_SIZE that surface activity does not have would send the user looking for it)."""
     def has(name):
-        return algorithm is None or algorithm.parameterDefinition(name) is not None
+        return algorithm is not None and algorithm.parameterDefinition(name) is not None
 
     knobs = [name for name in ("BATCH_SIZE", "TILE_SIZE") if has(name)]
     advice = [f"lower {' or '.join(knobs)}"] if knobs else []

@@ -17,6 +17,7 @@ from qgis.core import (
 from ..core.importer import import_interferogram
 from ..core.io.interferogram import KINDS, open_interferogram
 from ..ui.styles import style_interferogram
+from ..ui.temporal import with_temporal
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
 KIND_OPTIONS = ("auto",) + KINDS
@@ -146,7 +147,7 @@ class ImportInterferogramAlgorithm(MineSARAlgorithm):
         # anything; the complex file is an input for the MineSAR steps, not a picture.
         if not summary.complex_kept:
             style_when_loaded(context, output, f"{meta.kind}{dates}" if dates else os.path.basename(path),
-                              style_interferogram)
+                              with_temporal(style_interferogram))
 
         return {
             "OUTPUT": output,

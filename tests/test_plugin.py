@@ -65,3 +65,52 @@ def test_triton_is_kept_out_unless_already_imported():
         assert sys.modules["triton"] is None
     else:
         assert sys.modules["triton"] is before
+
+
+def test_a_tabbed_dock_stays_open_when_its_neighbour_tab_is_chosen(without_minesar_provider, qgis_iface):
+    from qgis.gui import QgsDockWidget
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QApplication, QLabel, QMainWindow
+
+    window = QMainWindow()
+    window.setCentralWidget(QLabel("map"))
+    ours, other = QgsDockWidget("Time series"), QgsDockWidget("Log messages")
+    for dock in (ours, other):
+        window.addDockWidget(Qt.BottomDockWidgetArea, dock)
+    window.tabifyDockWidget(other, ours)
+    plugin = minesar.classFactory(qgis_iface)
+    action = plugin._dock_action(ours, "Time series")
+    window.show()
+    action.setChecked(True)
+    ours.raise_()
+    QApplication.processEvents()
+    other.raise_()  # the user clicks the neighbouring tab: ours goes behind it, it is not closed
+    QApplication.processEvents()
+    assert not ours.isHidden() and not action.isChecked()  # QGIS's own docks' rule: checked = in front
+    action.setChecked(True)  # the menu entry brings it back to the front
+    QApplication.processEvents()
+    assert ours.isVisible() and ours.isUserVisible()
+    action.setChecked(False)  # and closes it
+    QApplication.processEvents()
+    assert not ours.isVisible()
+    window.close()
+
+
+def test_minesar_products_added_by_hand_play_in_time(without_minesar_provider, qgis_iface, qgis_new_project,
+                                                     tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    plugin = minesar.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        detections = QgsVectorLayer("Polygon?crs=EPSG:32649&field=score:double&field=date1:string&field=date2:string",
+                                    "detections of last week", "memory")
+        plain = QgsVectorLayer("Polygon?crs=EPSG:32649&field=name:string", "roads", "memory")
+        QgsProject.instance().addMapLayers([detections, plain])
+        assert detections.temporalProperties().isActive()
+        assert not plain.temporalProperties().isActive()
+    finally:
+        plugin.unload()
+    later = QgsVectorLayer("Polygon?crs=EPSG:32649&field=date1:string&field=date2:string", "after unload", "memory")
+    QgsProject.instance().addMapLayer(later)
+    assert not later.temporalProperties().isActive()  # the hook left with the plugin

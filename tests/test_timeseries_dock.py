@@ -415,3 +415,28 @@ def test_outputs_of_the_sbas_algorithm(minesar_provider, project, dock, qgis_ifa
     assert curve.label == f"SBAS points {2 * cols + 1:07d}"
     np.testing.assert_allclose(curve.shown, series[:, 2, 1], atol=1e-6)
     assert curve.fit.velocity == pytest.approx(float(velocity[2, 1]), abs=1e-4)
+
+
+def test_another_tool_ends_a_pending_reference_pick(timeseries_layer, dock, qgis_iface):
+    from qgis.gui import QgsMapToolPan
+
+    canvas = qgis_iface.mapCanvas()
+    dock.reference_button.click()  # "Set reference" armed ...
+    pan = QgsMapToolPan(canvas)
+    canvas.setMapTool(pan)  # ... then the user pans instead
+    assert not dock.reference_button.isChecked()
+    dock.pick_action.trigger()
+    click(canvas, *centre(3, 4))  # a pick now plots: it does not silently move the reference
+    assert dock.reference is None and len(dock.curves) == 1
+
+
+def test_closing_the_dock_gives_the_canvas_back(timeseries_layer, dock, qgis_iface):
+    from qgis.PyQt.QtWidgets import QApplication
+
+    canvas = qgis_iface.mapCanvas()
+    dock.show()
+    QApplication.processEvents()
+    dock.pick_action.trigger()
+    assert canvas.mapTool() is dock.map_tool
+    dock.setUserVisible(False)  # what the menu entry does; the dock's × closes it the same way
+    assert canvas.mapTool() is not dock.map_tool

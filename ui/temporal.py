@@ -186,6 +186,22 @@ def make_temporal(layer) -> str:
     return ""
 
 
+def make_added_layers_temporal(layers) -> List[str]:
+    """For QgsProject.layersAdded: MineSAR products opened by hand (last week's detections, a
+    time series, an imported pair) play in the Temporal Controller as those the algorithms load do.
+    Layers whose time the user or the project already set are left alone. Returns the names set."""
+    done = []
+    for layer in layers:
+        properties = layer.temporalProperties() if hasattr(layer, "temporalProperties") else None
+        if properties is None or properties.isActive():
+            continue
+        if isinstance(layer, QgsRasterLayer) and layer.providerType() != "gdal":
+            continue
+        if make_temporal(layer):
+            done.append(layer.name())
+    return done
+
+
 def with_temporal(style):
     """A layer post-processor's style function that also makes the layer temporal."""
     def apply(layer):

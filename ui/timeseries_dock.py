@@ -108,6 +108,12 @@ class TimeSeriesDock(QgsDockWidget):
         self.pick_action.setToolTip("Click the map to plot the series there.\n\n" + LAYER_CHOICE)
         self.pick_action.triggered.connect(self._pick_toggled)
         self.map_tool.setAction(self.pick_action)  # the tool checks and unchecks it as it comes and goes
+        # Another tool taking the canvas ends a pending "Set reference": a later pick must plot, not
+        # silently move the reference.
+        self.map_tool.deactivated.connect(self._end_reference_mode)
+        # Closed, hidden by the menu entry (3.22's setUserVisible hides, it does not close) or behind
+        # another tab: clicks must not go to a plot nobody sees.
+        self.visibilityChanged.connect(lambda visible: visible or self.unload())
 
         widget = QWidget(self)
         layout = QVBoxLayout(widget)
@@ -155,16 +161,22 @@ class TimeSeriesDock(QgsDockWidget):
         self.redraw()
 
     # --- map tool -----------------------------------------------------------------------------
+    def _end_reference_mode(self):
+        self._picking_reference = False
+        self.reference_button.setChecked(False)
+
     def _pick_toggled(self, checked):
+        self._end_reference_mode()
         if checked:
             self.canvas.setMapTool(self.map_tool)
         elif self.canvas.mapTool() is self.map_tool:
             self.canvas.unsetMapTool(self.map_tool)
 
     def _reference_toggled(self, checked):
+        if checked and self.canvas.mapTool() is not self.map_tool:
+            self.canvas.setMapTool(self.map_tool)  # (setting it again would deactivate it first)
         self._picking_reference = bool(checked)
         if checked:
-            self.canvas.setMapTool(self.map_tool)
             self.status.setText("Click the reference pixel or point.")
 
     def unload(self):
