@@ -15,7 +15,7 @@ RUN_ENV    := QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=$(CURDIR)/.build/runtime
 .PHONY: help setup system-packages demo test zip clean
 
 help:
-	@echo "make demo   - set up, then import the sample GAMMA interferograms into demo-output/"
+	@echo "make demo   - set up, then run the whole pipeline (import, SBAS, detection, activity) into demo-output/"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make setup  - Debian packages, .venv with the Python requirements, plugin link (idempotent)"
 	@echo "make zip    - dist/minesar.zip to install the plugin into QGIS desktop"
