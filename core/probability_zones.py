@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import List
 
 import numpy as np
-from osgeo import gdal, ogr
-from shapely import affinity, wkb
+from osgeo import gdal
+from shapely import affinity
 
 from .detection import area_m2
-from .errors import MineSARError
-from .io.rasters import _GdalFailures, open_raster, read_window, rows_per_strip, strip_windows
+from .io.rasters import open_raster, read_window, rows_per_strip, strip_windows
+from .io.vectorize import polygonize, rasterize_into
 
 
 @dataclass
@@ -35,15 +35,8 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
     crs_wkt = mask_dataset.GetProjection()
     band = mask_dataset.GetRasterBand(1)
     width, height = mask_dataset.RasterXSize, mask_dataset.RasterYSize
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("zones", geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    with _GdalFailures() as failures:
-        # The band as its own mask: background (0) is never traced, only zones and no data.
-        result = gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
-    if result != 0:
-        raise MineSARError(f"{mask_path}: the mask could not be traced into polygons ({failures.describe()}).")
-    geometries = [feature.GetGeometryRef().Clone() for feature in layer if feature.GetField(0) == positive]
+    # The band as its own mask: background (0) is never traced, only zones and no data.
+    geometries = [polygon for value, polygon in polygonize(band, connectivity=8) if value == positive]
     if progress is not None:
         progress.update(0.3)
     if not geometries:
@@ -58,15 +51,7 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
         numbers = gdal.GetDriverByName("GTiff").Create(numbers_path, width, height, 1, gdal.GDT_Int32,
                                                        ["COMPRESS=DEFLATE", "TILED=YES"])
         numbers.SetGeoTransform(mask_dataset.GetGeoTransform())
-        burn_layer = vector.CreateLayer("numbers", geom_type=ogr.wkbPolygon)
-        burn_layer.CreateField(ogr.FieldDefn("number", ogr.OFTInteger))
-        for number, geometry in enumerate(geometries, start=1):
-            feature = ogr.Feature(burn_layer.GetLayerDefn())
-            feature.SetField("number", number)
-            feature.SetGeometry(geometry)
-            burn_layer.CreateFeature(feature)
-        with _GdalFailures():
-            gdal.RasterizeLayer(numbers, [1], burn_layer, options=["ATTRIBUTE=number"])
+        rasterize_into(numbers, geometries, range(1, count + 1))
         windows = list(strip_windows(width, height, rows_per_strip(width, 16)))
         for index, window in enumerate(windows):
             if progress is not None:
@@ -85,8 +70,7 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
                 os.remove(leftover)
 
     found = []
-    for number, geometry in enumerate(geometries, start=1):
-        polygon = wkb.loads(bytes(geometry.ExportToWkb()))
+    for number, polygon in enumerate(geometries, start=1):
         if not georeferenced:
             # QGIS shows a raster without georeference at y = −row: the zones must lie on it.
             polygon = affinity.scale(polygon, 1.0, -1.0, origin=(0.0, 0.0))

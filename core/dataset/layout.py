@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal, ogr
+from osgeo import gdal
 
 from ..errors import MineSARError
 from ..io.colours import brightness_from, phase_to_rgb
 from ..io.rasters import _GdalFailures
+from ..io.vectorize import polygonize, rasterize
 
 FORMAT_NAME = "minesar-dataset"
 FORMAT_VERSION = 1
@@ -58,54 +59,14 @@ def mask_polygons(mask: np.ndarray) -> List[List[Tuple[float, float]]]:
     The rings follow pixel edges, so rasterising them by pixel centres gives the mask back.
     Holes are dropped: COCO polygons cannot carry them (a basin has none).
     """
-    rows, cols = mask.shape
-    source = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Byte)
-    source.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
-    band = source.GetRasterBand(1)
-    band.WriteArray(mask.astype(np.uint8))
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("parts", geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     # 8-connectedness: a diagonal step still belongs to the same footprint.
-    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
-    rings = []
-    for feature in layer:
-        geometry = feature.GetGeometryRef()
-        outer = geometry.GetGeometryRef(0)
-        rings.append([(outer.GetX(i), outer.GetY(i)) for i in range(outer.GetPointCount())])
-    return rings
+    return [list(polygon.exterior.coords) for _, polygon in polygonize(mask.astype(np.uint8), connectivity=8)]
 
 
 def rasterize_rings(rings: Sequence[Sequence[Tuple[float, float]]], rows: int, cols: int) -> np.ndarray:
     """Pixels whose centre lies inside any of the rings (pixel coordinates): the inverse of
     ``mask_polygons``, used to check a COCO polygon against its mask."""
-    target = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Byte)
-    target.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("rings", geom_type=ogr.wkbPolygon)
-    for ring_points in rings:
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for x, y in ring_points:
-            ring.AddPoint_2D(float(x), float(y))
-        polygon = ogr.Geometry(ogr.wkbPolygon)
-        polygon.AddGeometry(ring)
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetGeometry(polygon)
-        layer.CreateFeature(feature)
-    _rasterize_quietly(target, layer)
-    return target.GetRasterBand(1).ReadAsArray().astype(bool)
-
-
-def _rasterize_quietly(target, layer) -> None:
-    """Burn 1 into pixels whose centre is inside the layer's polygons (both in pixel units).
-
-    Neither side has a CRS, on purpose; GDAL would warn about that on every call.
-    """
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
-        gdal.RasterizeLayer(target, [1], layer, burn_values=[1])
-    finally:
-        gdal.PopErrorHandler()
+    return rasterize(rings, (rows, cols), dtype=bool)
 
 
 def yolo_line(mask: np.ndarray) -> Optional[str]:

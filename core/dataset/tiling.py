@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal, ogr
 from shapely import affinity
 from scipy import ndimage
 from shapely.geometry import box
@@ -27,8 +26,9 @@ from ..errors import MineSARError
 from ..io.colours import wrap
 from ..io.interferogram import open_interferogram
 from ..io.rasters import Window
+from ..io.vectorize import rasterize
 from ..progress import SILENT, Progress
-from .layout import DatasetWriter, Sample, _rasterize_quietly, assign_splits
+from .layout import DatasetWriter, Sample, assign_splits
 
 
 BLOCK_TILES = 4
@@ -76,15 +76,7 @@ class LabelledRaster:
 
 def rasterize_polygon(polygon_pixels, rows: int, cols: int) -> np.ndarray:
     """Pixels whose centre lies inside a shapely polygon given in pixel coordinates (holes kept)."""
-    target = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Byte)
-    target.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("label", geom_type=ogr.wkbUnknown)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkb(polygon_pixels.wkb))
-    layer.CreateFeature(feature)
-    _rasterize_quietly(target, layer)
-    return target.GetRasterBand(1).ReadAsArray().astype(bool)
+    return rasterize([polygon_pixels], (rows, cols), dtype=bool)
 
 
 def _variants(rotations: bool, flips: bool) -> List[Tuple[str, int, bool]]:

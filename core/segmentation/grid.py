@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal, ogr, osr
-from shapely import wkb
+from osgeo import gdal, osr
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from ..errors import MineSARError
 from ..io.rasters import _GdalFailures, describe, open_raster
+from ..io.vectorize import polygonize, rasterize
 
 
 @dataclass
@@ -59,42 +59,15 @@ class Grid:
 
 def burn(geometries: Sequence[Optional[BaseGeometry]], grid: Grid, values: Optional[Sequence[int]] = None) -> np.ndarray:
     """int32 raster on ``grid``: pixels whose centre lies inside geometry i get values[i] (default i + 1)."""
-    target = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, gdal.GDT_Int32)
-    target.SetGeoTransform(list(grid.geotransform))
-    target.SetProjection(grid.crs_wkt)
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("burn", grid.srs(), ogr.wkbUnknown)
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    for index, geometry in enumerate(geometries):
-        if geometry is None or geometry.is_empty:
-            continue
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetField("value", int(values[index]) if values is not None else index + 1)
-        feature.SetGeometry(ogr.CreateGeometryFromWkb(geometry.wkb))
-        layer.CreateFeature(feature)
-    with _GdalFailures():
-        gdal.RasterizeLayer(target, [1], layer, options=["ATTRIBUTE=value"])
-    return target.GetRasterBand(1).ReadAsArray().astype(np.int32)
+    numbers = [int(v) for v in values] if values is not None else range(1, len(geometries) + 1)
+    return rasterize(geometries, grid.shape, grid.geotransform, numbers, np.int32)
 
 
 def polygons(labels: np.ndarray, grid: Grid, mask: Optional[np.ndarray] = None) -> List[Tuple[int, BaseGeometry]]:
     """(value, polygon in map coordinates) per label value > 0 (or inside ``mask``), one geometry per value."""
-    source = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, gdal.GDT_Int32)
-    source.SetGeoTransform(list(grid.geotransform))
-    band = source.GetRasterBand(1)
-    band.WriteArray(labels.astype(np.int32))
-    mask_band = None
-    if mask is not None:
-        mask_source = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, 1, gdal.GDT_Byte)
-        mask_source.GetRasterBand(1).WriteArray(mask.astype(np.uint8))
-        mask_band = mask_source.GetRasterBand(1)
-    vector = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = vector.CreateLayer("parts", geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    gdal.Polygonize(band, mask_band if mask_band is not None else band, layer, 0, [])
     parts = {}
-    for feature in layer:
-        parts.setdefault(feature.GetField(0), []).append(wkb.loads(bytes(feature.GetGeometryRef().ExportToWkb())))
+    for value, piece in polygonize(labels, grid.geotransform, mask, connectivity=4):
+        parts.setdefault(value, []).append(piece)
     return [(value, pieces[0] if len(pieces) == 1 else unary_union(pieces)) for value, pieces in sorted(parts.items())]
 
 
