@@ -309,12 +309,13 @@ def add_mining_area(project, steps):
         style_coherence,
         style_deformation,
         style_detected_basins,
+        style_diverging,
         style_mine_activity,
         style_mine_truth,
         style_surface_sites,
         style_wrapped_phase,
     )
-    from minesar.ui.temporal import make_temporal, set_project_time
+    from minesar.ui.temporal import epoch_layers, make_temporal, per_band_supported, set_project_time
 
     sequence = steps["sequence"]
     group = project.layerTreeRoot().insertGroup(0, "Mining area in time (simulated, truth known)")
@@ -356,6 +357,17 @@ def add_mining_area(project, steps):
     add(group, sbas["OUTPUT_COHERENCE"], "SBAS temporal coherence, simulated stack", style_coherence, visible=False)
     add(group, sequence["TRUE_VELOCITY"], "true LOS velocity (mm/yr)", lambda layer: style_deformation(layer, "mm/yr"),
         visible=False)
+    if not per_band_supported():
+        # QGIS < 3.38 cannot give bands their own dates: one band view per epoch plays the series.
+        series = loaded["SBAS time series (mm), simulated stack"]
+        renderer = series.renderer()
+        low, high = renderer.classificationMin(), renderer.classificationMax()
+        epochs = group.addGroup("SBAS displacement by epoch (mm; plays in the Temporal Controller)")
+        epochs.setItemVisibilityChecked(False)
+        for layer in epoch_layers(series, lambda layer: style_diverging(layer, low, high, "mm")):
+            project.addMapLayer(layer, False)
+            epochs.addLayer(layer)
+            loaded[layer.name()] = layer
     pairs = group.addGroup("Wrapped interferograms (play them in the Temporal Controller)")
     for path in sequence["INTERFEROGRAMS"]:
         add(pairs, path, "interferogram " + os.path.basename(path)[:-4].replace("_", " → "), style_wrapped_phase)

@@ -245,3 +245,22 @@ def test_a_simulated_sequence_loads_styled_and_playing_in_time(minesar_provider,
         visible = [name for name in pairs if layers[name].temporalProperties().isVisibleInTemporalRange(frame)]
         assert visible == [f"simulated {epochs[k]:%Y%m%d}_{epochs[k + 1]:%Y%m%d}"]
         assert layers[visible[0]].renderer().type() == "singlebandpseudocolor"
+
+
+def test_epoch_layers_play_a_series_band_by_band_on_any_version(qgis_app, tmp_path):
+    """QGIS 3.22's way to animate a series: one band view per epoch, each over its interval; the
+    frame over interval k shows epoch k + 1's displacement and nothing else."""
+    from minesar.ui.styles import style_diverging
+
+    series = _series(tmp_path)
+    layers = temporal.epoch_layers(series, lambda layer: style_diverging(layer, -10.0, 10.0, "mm"))
+    assert [layer.name() for layer in layers] == [f"series {day:%Y-%m-%d}" for day in DATES[1:]]
+    for k, frame in enumerate(frames(DATES[0], DATES[-1], STEP)):
+        shown = [layer for layer in layers if layer.temporalProperties().isVisibleInTemporalRange(frame)]
+        assert len(shown) == 1
+        block = shown[0].dataProvider().block(1, shown[0].extent(), 7, 6)
+        assert block.value(0, 0) == pytest.approx(-2.0 * (k + 1))  # band k + 2 of the series
+        assert shown[0].renderer().type() == "singlebandpseudocolor"
+    velocity = QgsRasterLayer(write_geotiff(tmp_path / "v.tif", [np.zeros((6, 7), np.float32)], gdal.GDT_Float32),
+                              "velocity")
+    assert temporal.epoch_layers(velocity, lambda layer: None) == []  # not a dated series

@@ -15,7 +15,8 @@ What QGIS 3.22 can do, and what MineSAR sets:
   interval that ends at its epoch (FixedRangePerBand), so a frame shows the cumulative
   displacement reached at its end (QGIS keeps the renderer and swaps its band). QGIS 3.22 has
   no per-band ranges: the layer gets the fixed range of the whole series, visible while the
-  controller is within it, always showing its styled band (the last epoch);
+  controller is within it, always showing its styled band (the last epoch); ``epoch_layers``
+  gives 3.22 the same animation as one ``vrt://`` band view per epoch, each with its range;
 - SBAS points (fields DYYYYMMDD, one per epoch): every point exists over the whole series, and
   3.22 cannot drive a symbol by "the field of the current date", so they get the series' range.
 
@@ -153,6 +154,26 @@ def make_raster_temporal(layer: QgsRasterLayer) -> str:
         _set_fixed_range(layer, open_range(first, last))
         return "pair"
     return ""
+
+
+def epoch_layers(series: QgsRasterLayer, style) -> List[QgsRasterLayer]:
+    """Where bands cannot have their own ranges (QGIS < 3.38): one layer per epoch after the first,
+    each a GDAL ``vrt://…?bands=k`` view of the series' band k (no file is written) with that
+    band's range, styled by ``style(layer)``: put in a group, they play the cumulative displacement
+    frame by frame as the per-band mode would. [] for a layer that is not a dated time series."""
+    _, _, epochs = raster_dates(series)
+    if len(epochs) < 2 or series.bandCount() != len(epochs) or series.providerType() != "gdal":
+        return []
+    path = series.source().split("|")[0]
+    layers = []
+    for band, span in band_ranges(epochs).items():
+        layer = QgsRasterLayer(f"vrt://{path}?bands={band}", f"{series.name()} {epochs[band - 1]:%Y-%m-%d}")
+        if not layer.isValid():
+            raise MineSARError(f"{path}: GDAL cannot open band {band} as a layer of its own (vrt://).")
+        style(layer)
+        _set_fixed_range(layer, span)
+        layers.append(layer)
+    return layers
 
 
 def point_epochs(layer: QgsVectorLayer) -> List[date]:
