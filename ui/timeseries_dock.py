@@ -311,6 +311,8 @@ class TimeSeriesDock(QgsDockWidget):
         else:
             axes.text(0.5, 0.5, "Pick on map to plot a series", ha="center", va="center",
                       transform=axes.transAxes, color="0.5")
+            axes.set_xticks([])  # no made-up dates (matplotlib's default 1970 axis) before a pick
+            axes.set_yticks([])
         axes.grid(True, linewidth=0.3)
 
     def _draw_timelines(self, axes):
