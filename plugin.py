@@ -28,6 +28,7 @@ class MineSARPlugin:
         self.docks = []
         self.run_dock = None
         self.timeseries_dock = None
+        self._hooked = False  # following QgsProject.layersAdded
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
         if self.provider is not None or self.missing:
@@ -53,11 +54,10 @@ class MineSARPlugin:
             self.iface.messageBar().pushMessage("MineSAR", self.missing, Qgis.Critical, 0)
             return
         from .ui.run_dock import MineSARDock
-        from .ui.temporal import make_added_layers_temporal
         from .ui.timeseries_dock import TimeSeriesDock
 
-        QgsProject.instance().layersAdded.connect(make_added_layers_temporal)
-        self._temporal_hook = make_added_layers_temporal
+        QgsProject.instance().layersAdded.connect(self._layers_added)
+        self._hooked = True
 
         window = self.iface.mainWindow()
         self.run_dock = MineSARDock(self.iface, window)
@@ -80,6 +80,16 @@ class MineSARPlugin:
         self.iface.addRasterToolBarIcon(single)
         self.toolbar_actions = [show_run, single]
 
+    @staticmethod
+    def _layers_added(layers):
+        """MineSAR products opened by hand get what the algorithms give the layers they load: their
+        time in the Temporal Controller, and GF-2 scenes their true colours."""
+        from .ui.styles import style_added_scenes
+        from .ui.temporal import make_added_layers_temporal
+
+        make_added_layers_temporal(layers)
+        style_added_scenes(layers)
+
     def _dock_action(self, dock, text):
         """A checkable action that opens and closes the dock. QgsDockWidget follows the user's intent:
         a dock tabbed behind another is still open (Qt's visibilityChanged would say hidden and
@@ -99,9 +109,9 @@ class MineSARPlugin:
                 self.iface.removePluginRasterMenu(MENU, action)
                 self.iface.removeRasterToolBarIcon(action)
         self.actions = []
-        if getattr(self, "_temporal_hook", None) is not None:
-            QgsProject.instance().layersAdded.disconnect(self._temporal_hook)
-            self._temporal_hook = None
+        if self._hooked:
+            QgsProject.instance().layersAdded.disconnect(self._layers_added)
+            self._hooked = False
         for dock in self.docks:
             dock.unload()  # cancels running tasks, releases the map tool, drops project signals
             self.iface.removeDockWidget(dock)

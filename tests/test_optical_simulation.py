@@ -133,6 +133,18 @@ def test_processing_writes_the_scene_folder(minesar_provider, tmp_path):
     image = gdal.Open(str(folder / "images" / "scene_000001.tif"))
     assert image.RasterCount == 4 and image.GetRasterBand(1).DataType == gdal.GDT_UInt16
     assert image.GetRasterBand(4).GetDescription() == "nir"
+    from qgis.core import QgsRasterLayer
+
+    from minesar.ui.styles import style_true_colour
+
+    assert [image.GetRasterBand(b).GetColorInterpretation() for b in (1, 2, 3)] == [
+        gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+    scene = QgsRasterLayer(str(folder / "images" / "scene_000001.tif"), "scene")
+    assert style_true_colour(scene)  # QGIS 3.22 itself shows bands 1-2-3
+    shown = scene.renderer()
+    assert (shown.redBand(), shown.greenBand(), shown.blueBand()) == (3, 2, 1)
+    assert shown.redContrastEnhancement() is not None  # stretched, not raw 16-bit counts
+    assert not style_true_colour(scene)  # already so
     landcover = gdal.Open(str(folder / "landcover" / "scene_000001.tif"))
     assert landcover.GetGeoTransform()[1] == 10.0 and landcover.RasterXSize == 26
     # The truth polygons, burnt on the scene grid, are the truth mask.

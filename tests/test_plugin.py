@@ -1,7 +1,10 @@
 """The plugin object: what QGIS desktop and qgis_process call."""
 import minesar
 import pytest
-from qgis.core import QgsProject, QgsVectorLayer
+import numpy as np
+from conftest import write_geotiff
+from osgeo import gdal
+from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtWidgets import QDockWidget
 
 
@@ -109,6 +112,15 @@ def test_minesar_products_added_by_hand_play_in_time(without_minesar_provider, q
         QgsProject.instance().addMapLayers([detections, plain])
         assert detections.temporalProperties().isActive()
         assert not plain.temporalProperties().isActive()
+        scene = write_geotiff(tmp_path / "gf2.tif", [np.full((8, 8), v, np.uint16) for v in (100, 200, 300, 400)],
+                              gdal.GDT_UInt16)
+        dataset = gdal.Open(scene, gdal.GA_Update)
+        for band, interpretation in ((1, gdal.GCI_BlueBand), (2, gdal.GCI_GreenBand), (3, gdal.GCI_RedBand)):
+            dataset.GetRasterBand(band).SetColorInterpretation(interpretation)
+        dataset = None
+        layer = QgsProject.instance().addMapLayer(QgsRasterLayer(scene, "GF-2 scene"))
+        renderer = layer.renderer()
+        assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
     finally:
         plugin.unload()
     later = QgsVectorLayer("Polygon?crs=EPSG:32649&field=date1:string&field=date2:string", "after unload", "memory")

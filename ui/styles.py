@@ -359,3 +359,39 @@ def style_segmented_zones(layer) -> None:
         ranges.append(QgsRendererRange(low, high, symbol, f"mean probability {low:.1f}–{min(high, 1.0):.1f}"))
     layer.setRenderer(QgsGraduatedSymbolRenderer("mean_prob", ranges))
     layer.triggerRepaint()
+
+
+def style_true_colour(layer: QgsRasterLayer) -> bool:
+    """Red, green and blue from the bands' colour interpretation (GF-2 stores blue, green, red,
+    nir), stretched as QGIS stretches by default. QGIS 3.22 ignores the interpretation and shows
+    bands 1-2-3, blue as red. True when the layer had such bands and was restyled."""
+    from osgeo import gdal
+    from qgis.core import QgsMultiBandColorRenderer, QgsRaster
+
+    if layer.providerType() != "gdal" or layer.bandCount() < 3:
+        return False
+    wanted = {QgsRaster.RedBand: None, QgsRaster.GreenBand: None, QgsRaster.BlueBand: None}
+    for band in range(1, layer.bandCount() + 1):
+        interpretation = layer.dataProvider().colorInterpretation(band)
+        if interpretation in wanted and wanted[interpretation] is None:
+            wanted[interpretation] = band
+    if None in wanted.values():
+        return False
+    red, green, blue = (wanted[key] for key in (QgsRaster.RedBand, QgsRaster.GreenBand, QgsRaster.BlueBand))
+    renderer = layer.renderer()
+    if isinstance(renderer, QgsMultiBandColorRenderer) and (
+            renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (red, green, blue):
+        return False
+    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), red, green, blue))
+    layer.setDefaultContrastEnhancement()
+    layer.triggerRepaint()
+    return True
+
+
+def style_added_scenes(layers) -> None:
+    """For QgsProject.layersAdded: a GF-2 scene that says which band is red opens in true colour on
+    QGIS 3.22 too; once per layer, so a style the user or a project sets later stays theirs."""
+    for layer in layers:
+        if isinstance(layer, QgsRasterLayer) and not layer.customProperty("minesar/true_colour_checked"):
+            layer.setCustomProperty("minesar/true_colour_checked", True)
+            style_true_colour(layer)

@@ -39,6 +39,9 @@ def scene_geotransform(recipe: OpticalRecipe, index: int):
     return (x0, recipe.pixel_size_m, 0.0, _ORIGIN[1], 0.0, -recipe.pixel_size_m)
 
 
+_COLOUR_INTERPRETATION = {"blue": gdal.GCI_BlueBand, "green": gdal.GCI_GreenBand, "red": gdal.GCI_RedBand}
+
+
 def _write(path, bands, gdal_type, geotransform, crs_wkt, descriptions=(), colours=None):
     rows, cols = bands[0].shape
     with _GdalFailures() as failures:
@@ -53,6 +56,11 @@ def _write(path, bands, gdal_type, geotransform, crs_wkt, descriptions=(), colou
             band.WriteArray(array)
             if index < len(descriptions):
                 band.SetDescription(descriptions[index])
+                # QGIS's default renderer takes red/green/blue from the colour interpretation: a
+                # scene then opens in true colour, not blue shown as red.
+                interpretation = _COLOUR_INTERPRETATION.get(descriptions[index])
+                if interpretation is not None:
+                    band.SetColorInterpretation(interpretation)
         if colours:
             table = gdal.ColorTable()
             for value, rgb in colours.items():
