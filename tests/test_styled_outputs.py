@@ -83,3 +83,18 @@ def test_surface_activity_layers(minesar_provider, tmp_path, qgis_new_project):
     assert renderer.rasterTransparency().alphaValue(0.0) == 0
     assert renderer.rasterTransparency().alphaValue(12.0) == 255
     assert layers["Active sites"].renderer().classAttribute() == "CLASS"
+
+
+def test_probability_zero_leaves_the_image_visible(tmp_path):
+    from qgis.core import QgsRasterLayer
+    from qgis.PyQt.QtGui import QColor
+
+    from minesar.ui.styles import style_probability
+
+    values = np.array([[0.0, 0.1, 0.5, 1.0]], np.float32)
+    layer = QgsRasterLayer(write_geotiff(tmp_path / "p.tif", [values], gdal.GDT_Float32), "probability")
+    style_probability(layer)
+    block = layer.renderer().block(1, layer.extent(), 4, 1)
+    alpha = [QColor.fromRgba(block.color(0, col)).alpha() for col in range(4)]
+    opaque = round(255 * layer.opacity())  # the layer keeps 0.8 opacity over the ramp
+    assert alpha[0] == 0 and 0 < alpha[1] < opaque and alpha[2] == alpha[3] == opaque

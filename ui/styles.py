@@ -337,9 +337,13 @@ _PROBABILITY = ["#ffffcc", "#ffeda0", "#feb24c", "#f03b20", "#bd0026"]
 
 
 def style_probability(layer: QgsRasterLayer) -> None:
-    """Segmentation probability 0…1 on a sequential ramp, fixed limits (comparable across rasters)."""
+    """Segmentation probability 0…1 on a sequential ramp, fixed limits (comparable across rasters).
+    0 is fully transparent and the ramp turns opaque by 0.25: the image under it stays visible
+    where the network sees nothing, instead of under a pale veil."""
     values = np.linspace(0.0, 1.0, len(_PROBABILITY))
-    _pseudocolor(layer, values, [QColor(c) for c in _PROBABILITY], "")
+    colours = [QColor(c) for c in _PROBABILITY]
+    colours[0].setAlpha(0)
+    _pseudocolor(layer, values, colours, "")
     layer.setOpacity(0.8)
     layer.triggerRepaint()
 
