@@ -13,6 +13,7 @@ MPA, MIoU, AP50…AP95, mAP) and the detection rate by peak subsidence (the seed
 minimum-detectable-subsidence curve, every truth counted).
 
     .venv/bin/python bench/detection_accuracy.py [--models yolobasin maskrcnn] [--device auto] [--count 400]
+        [--mirror]
 """
 import argparse
 import os
@@ -26,6 +27,7 @@ from minesar.core.simulation.generate import simulate_dataset  # noqa: E402
 from minesar.core.simulation.interferograms import SimulationRecipe  # noqa: E402
 from minesar.models.checkpoint import load_detector, shipped_checkpoint  # noqa: E402
 from minesar.models.device import resolve_device  # noqa: E402
+from minesar.models.augment import mirrored_predict  # noqa: E402
 from minesar.models.evaluation import BASIN_RULE, evaluate_model  # noqa: E402
 
 HELD_OUT = SimulationRecipe(rows=256, cols=256, subsidence_mm=(0.5, 200.0), radius_m=(80.0, 500.0),
@@ -48,6 +50,9 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mirror", action="store_true",
+                        help="also the scores with each tile seen mirrored and the answers fused "
+                             "(detectsubsidence's MIRROR, models/augment.py)")
     args = parser.parse_args()
 
     import torch
@@ -58,26 +63,35 @@ def main():
     for name in args.models:
         path = shipped_checkpoint(name) or name
         model, metadata = load_detector(path, device)
-        started = time.perf_counter()
-        basin = evaluate_model(model, folder, "test", device=device, batch_size=8, **BASIN_RULE)
-        seconds = time.perf_counter() - started
-        papers = evaluate_model(model, folder, "test", device=device, batch_size=8, ignore_below_mm=None)
-        print(f"\n== {name}: {model.architecture} {model.config()} ({os.path.basename(path)}, "
-              f"trained {metadata.get('training_wall_time_min', '?')} min on {metadata.get('hardware', '?')})")
-        print(f"held-out: {basin['images']} tiles, {basin['truths']} basins ≥ 8 mm counted, "
-              f"{basin['ignored_truths']} shallower ignored; {seconds:.1f} s on {device}")
-        print(f"basin level (IoU ≥ 0.25, {basin['iou_type']}): P {basin['precision']:.3f}  R {basin['recall']:.3f}  "
-              f"F1 {basin['F1']:.3f}  (TP {basin['TP']}, FP {basin['FP']}, FN {basin['FN']})  "
-              f"MIoU {basin['MIoU']:.3f}  IoU(subsidence) {basin['IoU_subsidence']:.3f}")
-        print(f"seed 001 scores (IoU ≥ 0.5): P {papers['precision']:.3f}  R {papers['recall']:.3f}  "
-              f"A {papers['accuracy']:.3f}  F1 {papers['F1']:.3f}  PA {papers['PA']:.3f}  MPA {papers['MPA']:.3f}  "
-              f"MIoU {papers['MIoU']:.3f}  AP50 {papers['AP50']:.3f}  AP75 {papers['AP75']:.3f}  mAP {papers['mAP']:.3f}")
-        print("detection rate by peak subsidence (IoU ≥ 0.5, every basin):")
-        for row in papers["depth_rates"]:
-            if row["truths"]:
-                print(f"  {row['low_mm']:6.1f}–{row['high_mm']:6.1f} mm: {row['detected']:4d}/{row['truths']:4d} "
-                      f"= {row['rate']:.2f}")
-        print(f"minimum detectable subsidence (every band above detected ≥ 50 %): {papers['min_detectable_mm']} mm")
+        for mirrored in (False, True) if args.mirror else (False,):
+            if mirrored:
+                direct = model.predict
+                model.predict = lambda images, direct=direct: mirrored_predict(direct, images)
+            _report(name + (" + mirror" if mirrored else ""), model, metadata, path, folder, device)
+
+
+def _report(name, model, metadata, path, folder, device):
+    """The basin-level and seed 001 scores of ``model`` on the held-out set, printed."""
+    started = time.perf_counter()
+    basin = evaluate_model(model, folder, "test", device=device, batch_size=8, **BASIN_RULE)
+    seconds = time.perf_counter() - started
+    papers = evaluate_model(model, folder, "test", device=device, batch_size=8, ignore_below_mm=None)
+    print(f"\n== {name}: {model.architecture} {model.config()} ({os.path.basename(path)}, "
+          f"trained {metadata.get('training_wall_time_min', '?')} min on {metadata.get('hardware', '?')})")
+    print(f"held-out: {basin['images']} tiles, {basin['truths']} basins ≥ 8 mm counted, "
+          f"{basin['ignored_truths']} shallower ignored; {seconds:.1f} s on {device}")
+    print(f"basin level (IoU ≥ 0.25, {basin['iou_type']}): P {basin['precision']:.3f}  R {basin['recall']:.3f}  "
+          f"F1 {basin['F1']:.3f}  (TP {basin['TP']}, FP {basin['FP']}, FN {basin['FN']})  "
+          f"MIoU {basin['MIoU']:.3f}  IoU(subsidence) {basin['IoU_subsidence']:.3f}")
+    print(f"seed 001 scores (IoU ≥ 0.5): P {papers['precision']:.3f}  R {papers['recall']:.3f}  "
+          f"A {papers['accuracy']:.3f}  F1 {papers['F1']:.3f}  PA {papers['PA']:.3f}  MPA {papers['MPA']:.3f}  "
+          f"MIoU {papers['MIoU']:.3f}  AP50 {papers['AP50']:.3f}  AP75 {papers['AP75']:.3f}  mAP {papers['mAP']:.3f}")
+    print("detection rate by peak subsidence (IoU ≥ 0.5, every basin):")
+    for row in papers["depth_rates"]:
+        if row["truths"]:
+            print(f"  {row['low_mm']:6.1f}–{row['high_mm']:6.1f} mm: {row['detected']:4d}/{row['truths']:4d} "
+                  f"= {row['rate']:.2f}")
+    print(f"minimum detectable subsidence (every band above detected ≥ 50 %): {papers['min_detectable_mm']} mm")
 
 
 if __name__ == "__main__":

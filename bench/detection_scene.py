@@ -78,6 +78,7 @@ def main():
     parser.add_argument("--overlap", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--mirror", action="store_true", help="each tile also seen mirrored (detectsubsidence's MIRROR)")
     args = parser.parse_args()
 
     import torch
@@ -87,7 +88,7 @@ def main():
     checkpoint = checkpoint_for(args.model)
     model, metadata = load_detector(checkpoint, device)
     recipe = dataclasses.replace(HELD_OUT, rows=args.size, cols=args.size, basin_count=tuple(args.basins))
-    print(f"{args.model} ({os.path.basename(checkpoint)}) on {device}; scenes {args.size}² at "
+    print(f"{args.model} ({os.path.basename(checkpoint)}){' + mirror' if args.mirror else ''} on {device}; scenes {args.size}² at "
           f"{recipe.pixel_size_m:g} m, {args.basins[0]}–{args.basins[1]} basins, held-out ranges; seeds {args.seeds}")
     totals = {tile: [0, 0, 0, 0, 0, 0.0] for tile in args.tiles}
     with tempfile.TemporaryDirectory() as folder:
@@ -98,7 +99,8 @@ def main():
                 with open_interferogram(path, "auto") as source:
                     started = time.perf_counter()
                     run = detect_interferogram(source, model, device, tile_size=tile,
-                                               overlap=min(args.overlap, tile // 2), batch_size=4)
+                                               overlap=min(args.overlap, tile // 2), batch_size=4,
+                                               mirror=args.mirror)
                     seconds = time.perf_counter() - started
                 tp, fp, fn, distractors, counted = score(run.basins, truth)
                 largest = max((b.area_m2 for b in run.basins), default=0.0) / 1e6

@@ -42,6 +42,8 @@ def main():
     parser.add_argument("--width", type=int, default=7636)
     parser.add_argument("--height", type=int, default=8205)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mirror", action="store_true", help="each tile also seen mirrored (detectsubsidence's "
+                        "MIRROR, its default)")
     args = parser.parse_args()
 
     import torch
@@ -66,9 +68,10 @@ def main():
             torch.cuda.reset_peak_memory_stats(device)
         with open_interferogram(path) as source:
             run = detect_interferogram(source, model, device, tile_size=args.tile, overlap=args.overlap,
-                                       batch_size=args.batch, score_threshold=0.5)
+                                       batch_size=args.batch, score_threshold=0.5, mirror=args.mirror)
         print(f"model {model.architecture} {model.config()} on {device}, {args.threads} CPU threads")
-        print(f"tiles {run.tiles} of {args.tile} px, overlap {args.overlap} px, batch {args.batch}")
+        print(f"tiles {run.tiles} of {args.tile} px, overlap {args.overlap} px, batch {args.batch}"
+              f"{', each also mirrored' if args.mirror else ''}")
         print(f"basins {len(run.basins)}")
         print(f"time {run.seconds:.2f} s, {run.megapixels_per_second:.2f} Mpx/s")
         print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GB")

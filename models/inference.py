@@ -57,10 +57,14 @@ def detect_interferogram(
     score_threshold: float = 0.5,
     progress: Optional[Progress] = None,
     max_extent_m: Optional[float] = MAX_BASIN_EXTENT_M,
+    mirror: bool = False,
 ) -> DetectionRun:
     """Every basin ``model`` finds in ``source`` (an open core.io InterferogramSource). Outlines
-    wider or taller than ``max_extent_m`` (or than a tile) are dropped as non-mining signals."""
+    wider or taller than ``max_extent_m`` (or than a tile) are dropped as non-mining signals.
+    ``mirror``: each tile is also seen mirrored and the answers fused (models/augment.py)."""
     import torch
+
+    from .augment import mirrored_predict
 
     progress = progress or Progress()
     if source.metadata.kind == "coherence":
@@ -77,7 +81,7 @@ def detect_interferogram(
     def run_batch():
         images = torch.from_numpy(np.stack(batch_tiles)).to(device)
         with torch.no_grad():
-            predictions = model.predict(images)
+            predictions = mirrored_predict(model.predict, images) if mirror else model.predict(images)
         for window, valid, prediction in zip(batch_windows, batch_valid, predictions):
             masks = prediction.get("masks")
             detections.extend(tile_detections(

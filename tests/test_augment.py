@@ -1,0 +1,68 @@
+"""Mirror test-time augmentation (models/augment.py): fusion of the views' boxes, by construction."""
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from minesar.models.augment import fuse, mirrored_predict  # noqa: E402
+
+
+def _prediction(boxes, scores, masks=None):
+    prediction = {"boxes": torch.tensor(boxes, dtype=torch.float32), "scores": torch.tensor(scores)}
+    if masks is not None:
+        prediction["masks"] = torch.tensor(masks, dtype=torch.float32)
+    return prediction
+
+
+def _nothing():
+    return {"boxes": torch.zeros((0, 4)), "scores": torch.zeros(0)}
+
+
+def test_views_that_agree_keep_the_score_and_a_lone_view_keeps_half():
+    direct = _prediction([[10, 10, 30, 30], [60, 60, 80, 80]], [0.9, 0.8])
+    other = _prediction([[12, 10, 32, 30]], [0.7])
+    fused = fuse([direct, other])
+    assert fused["scores"].tolist() == pytest.approx([0.8, 0.4])  # (0.9 + 0.7) / 2, then 0.8 / 2
+    expected = (0.9 * torch.tensor([10., 10, 30, 30]) + 0.7 * torch.tensor([12., 10, 32, 30])) / 1.6
+    assert torch.allclose(fused["boxes"][0], expected)
+    assert fused["boxes"][1].tolist() == [60, 60, 80, 80]
+
+
+def test_one_box_per_view_and_distant_boxes_stay_apart():
+    # Two boxes of the same view never merge, however they overlap; nor boxes below the IoU.
+    direct = _prediction([[10, 10, 30, 30], [11, 10, 31, 30]], [0.9, 0.6])
+    other = _prediction([[40, 40, 50, 50]], [0.9])
+    fused = fuse([direct, other])
+    assert len(fused["scores"]) == 3 and fused["scores"].tolist() == pytest.approx([0.45, 0.45, 0.3])
+    assert fuse([_nothing(), _prediction([[1, 1, 5, 5]], [0.8])])["scores"].tolist() == pytest.approx([0.4])
+    assert len(fuse([_nothing(), _nothing()])["scores"]) == 0
+
+
+def test_masks_are_fused_with_their_boxes():
+    mask_a = [[[[1.0, 0.0], [1.0, 0.0]]]]
+    mask_b = [[[[0.0, 0.0], [1.0, 1.0]]]]
+    fused = fuse([_prediction([[0, 0, 2, 2]], [0.5], mask_a), _prediction([[0, 0, 2, 2]], [0.5], mask_b)])
+    assert fused["masks"].shape == (1, 1, 2, 2)
+    assert fused["masks"][0, 0].tolist() == [[0.5, 0.0], [1.0, 0.5]]
+
+
+def test_a_mirror_equivariant_detector_answers_as_without_mirror():
+    """A detector that finds the bright square wherever it is: both views agree, so mirroring
+    changes nothing; one that only fires on the left half loses half its score for it."""
+    images = torch.zeros((1, 2, 64, 96))
+    images[0, :, 10:20, 5:25] = 1.0
+
+    def bright_square(batch):
+        found = []
+        for image in batch:
+            rows, cols = torch.where(image[0] > 0)
+            found.append(_prediction([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]], [0.9]))
+        return found
+
+    fused = mirrored_predict(bright_square, images)[0]
+    assert fused["boxes"][0].tolist() == [5, 10, 25, 20] and fused["scores"].tolist() == pytest.approx([0.9])
+
+    def left_only(batch):
+        return [p if p["boxes"][0, 2] <= 48 else _nothing() for p in bright_square(batch)]
+
+    fused = mirrored_predict(left_only, images)[0]
+    assert fused["scores"].tolist() == pytest.approx([0.45])
