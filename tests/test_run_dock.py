@@ -312,3 +312,14 @@ def test_install_command_on_windows_macos_and_in_a_virtual_environment():
         "/usr/bin/python3 -m pip install")
     # Here: the running interpreter (pytest's) is a Python, so it is the one named.
     assert environment.torch_install_command().startswith(sys.executable)
+
+
+def test_advanced_offers_the_mirror_switch_of_detection(minesar_provider, make_dock):
+    dock = make_dock()
+    dock.set_task(DETECT)
+    mirror = dock.tuning_widget("MIRROR")
+    assert mirror.isChecked() and dock.tuning()["MIRROR"] is True  # the algorithm's default
+    mirror.setChecked(False)
+    assert dock.tuning()["MIRROR"] is False
+    dock.set_task(SEGMENT)
+    assert "MIRROR" not in dock.tuning()  # segmentation has no such parameter

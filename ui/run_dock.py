@@ -23,6 +23,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterVectorDestination,
@@ -39,6 +40,7 @@ from qgis.gui import (
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -82,7 +84,7 @@ REFINE = "minesar:refineminepatches"  # the task that takes a second layer, the 
 
 # The knobs the Advanced section offers, where the chosen algorithm has them; their limits and
 # defaults come from the algorithm's own parameter definitions.
-TUNING = ("TILE_SIZE", "OVERLAP", "BATCH_SIZE", "SCORE_THRESHOLD", "THRESHOLD", "P_INTSCT", "MIN_AREA")
+TUNING = ("TILE_SIZE", "OVERLAP", "BATCH_SIZE", "SCORE_THRESHOLD", "THRESHOLD", "P_INTSCT", "MIN_AREA", "MIRROR")
 _SPIN_STEPS = {"TILE_SIZE": 32, "OVERLAP": 16}
 _INT_LIMIT = 2 ** 31 - 1
 
@@ -323,11 +325,16 @@ class MineSARDock(QgsDockWidget):
             widgets = {}
             for name in TUNING:
                 definition = algorithm.parameterDefinition(name)
-                if isinstance(definition, QgsProcessingParameterNumber) and definition.defaultValue() is not None:
+                if isinstance(definition, QgsProcessingParameterBoolean):
+                    widgets[name] = QCheckBox()
+                    widgets[name].setChecked(bool(definition.defaultValue()))
+                elif isinstance(definition, QgsProcessingParameterNumber) and definition.defaultValue() is not None:
                     widgets[name] = _number_widget(definition)
-                    label = QLabel(definition.description())
-                    label.setWordWrap(True)  # some descriptions are long, docks narrow
-                    form.addRow(label, widgets[name])
+                else:
+                    continue
+                label = QLabel(definition.description())
+                label.setWordWrap(True)  # some descriptions are long, docks narrow
+                form.addRow(label, widgets[name])
             if not widgets:
                 form.addRow(QLabel("Nothing to tune for this task."))
             self.tuning_pages.addWidget(page)
@@ -499,7 +506,8 @@ class MineSARDock(QgsDockWidget):
         return None if value in (None, BROWSE) else value
 
     def tuning(self) -> dict:
-        return {name: widget.value() for name, widget in self.tuning_widgets[self.task_combo.currentIndex()].items()}
+        return {name: widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
+                for name, widget in self.tuning_widgets[self.task_combo.currentIndex()].items()}
 
     def tuning_widget(self, name: str):
         return self.tuning_widgets[self.task_combo.currentIndex()][name]
