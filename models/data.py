@@ -130,10 +130,12 @@ def collate(batch):
     return torch.stack(images), list(targets)
 
 
-def contract_targets(targets: List[Dict], device) -> List[Dict]:
-    """Only the contracts' keys, on the device: what ``losses`` receives whatever the network
-    (boxes and instance masks from interferogram datasets, a semantic map from optical scenes)."""
-    return [{key: t[key].to(device) for key in ("boxes", "masks", "semantic") if key in t} for t in targets]
+def contract_targets(targets: List[Dict]) -> List[Dict]:
+    """Only the contracts' keys: what ``losses`` receives whatever the network (boxes and instance
+    masks from interferogram datasets, a semantic map from optical scenes). Left where they are:
+    each network moves to its device what it uses (Light YOLO-Basin only the boxes, not the
+    instance masks a GPU would otherwise receive for nothing)."""
+    return [{key: t[key] for key in ("boxes", "masks", "semantic") if key in t} for t in targets]
 
 
 def tile_size_of(dataset: SubsidenceDataset) -> int:

@@ -157,7 +157,7 @@ def train(
                 for group in opt.param_groups:
                     group["lr"] = _learning_rate(step, total, learning_rate, warmup)
                 images = images.to(device)
-                losses = model.losses(images, contract_targets(targets, device))
+                losses = model.losses(images, contract_targets(targets))
                 loss = sum(losses.values())
                 if not torch.isfinite(loss):
                     raise MineSARError(

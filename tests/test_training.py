@@ -54,7 +54,7 @@ def fixed_batch_loss(model, images, targets, seed=123):
     model.train()
     torch.manual_seed(seed)
     with torch.no_grad():
-        loss = float(sum(model.losses(images, contract_targets(targets, "cpu")).values()))
+        loss = float(sum(model.losses(images, contract_targets(targets)).values()))
     model.load_state_dict(state)
     return loss
 
