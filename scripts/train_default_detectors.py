@@ -145,6 +145,8 @@ def main():
     minutes = (time.perf_counter() - started) / 60
     trained, metadata = load_model(work)
     metadata["training_wall_time_min"] = round(previous_minutes + minutes, 1)
+    # The full-precision work file is what a later --resume starts from: it carries the total too.
+    save_checkpoint(work, trained, metadata, half=False)
     output = args.output or os.path.join(WEIGHTS_DIR, f"{args.model}.pt")
     save_checkpoint(output, trained, metadata, half=True)
     print(json.dumps({"output": output, "size_mb": round(os.path.getsize(output) / 1e6, 2),
