@@ -1,19 +1,16 @@
 """minesar:simulatescene: the scene mode of the simulator — one large interferogram and its truth."""
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterCrs,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
     QgsProcessingParameterRasterDestination,
-    QgsUnitTypes,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -21,7 +18,8 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.simulation.generate import simulate_scene
 from ..ui.styles import style_coherence, style_truth_polygons, style_wrapped_phase
 from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
-from .simulation_parameters import RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from
+from .simulation_parameters import (RECIPE_HELP, add_recipe_parameters, auxiliary_paths, recipe_from,
+                                    simulation_grid)
 
 
 def truth_fields() -> QgsFields:
@@ -69,16 +67,7 @@ class SimulateSceneAlgorithm(MineSARAlgorithm):
         recipe = recipe_from(self, parameters, context, self.parameterAsInt(parameters, "HEIGHT", context),
                              self.parameterAsInt(parameters, "WIDTH", context))
         gacos, dem = auxiliary_paths(self, parameters, context)
-        crs = self.parameterAsCrs(parameters, "CRS", context)
-        if not crs.isValid() and not parameters.get("CRS"):
-            crs = QgsCoordinateReferenceSystem("EPSG:32649")
-        if not crs.isValid() or crs.isGeographic() or crs.mapUnits() != QgsUnitTypes.DistanceMeters:
-            raise QgsProcessingException(f"CRS {crs.authid() or crs.description() or '?'}: choose a projected CRS in "
-                                         "metres; the simulation's pixel size is in metres.")
-        origin = (300_000.0, 4_100_000.0)
-        if parameters.get("ORIGIN"):
-            point = self.parameterAsPoint(parameters, "ORIGIN", context, crs)
-            origin = (point.x(), point.y())
+        crs, origin = simulation_grid(self, parameters, context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         coherence = self.parameterAsOutputLayer(parameters, "OUTPUT_COHERENCE", context) or None
         deformation = self.parameterAsOutputLayer(parameters, "OUTPUT_DEFORMATION", context) or None

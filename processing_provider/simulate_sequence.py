@@ -2,7 +2,6 @@
 from datetime import date
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
@@ -22,7 +21,6 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
     QgsProcessingParameterRange,
-    QgsUnitTypes,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -32,6 +30,7 @@ from ..core.simulation.sequence import FIRST_DATE, SequenceRecipe, simulate_sequ
 from ..ui.styles import style_deformation, style_mine_truth, style_wrapped_phase
 from ..ui.temporal import make_raster_temporal
 from .base import MineSARAlgorithm, progress_for, qgis_geometry, style_when_loaded, user_errors
+from .simulation_parameters import simulation_grid
 
 MINE_FIELDS = (("name", QVariant.String), ("kind", QVariant.String), ("rate_mm_day", QVariant.Double),
                ("active_from", QVariant.String), ("active_to", QVariant.String), ("active_days", QVariant.Int),
@@ -161,16 +160,7 @@ class SimulateSequenceAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         recipe = self._recipe(parameters, context)
-        crs = self.parameterAsCrs(parameters, "CRS", context)
-        if not crs.isValid() and not parameters.get("CRS"):
-            crs = QgsCoordinateReferenceSystem("EPSG:32649")
-        if not crs.isValid() or crs.isGeographic() or crs.mapUnits() != QgsUnitTypes.DistanceMeters:
-            raise QgsProcessingException(f"CRS {crs.authid() or crs.description() or '?'}: choose a projected CRS in "
-                                         "metres; the simulation's pixel size is in metres.")
-        origin = (300_000.0, 4_100_000.0)
-        if parameters.get("ORIGIN"):
-            point = self.parameterAsPoint(parameters, "ORIGIN", context, crs)
-            origin = (point.x(), point.y())
+        crs, origin = simulation_grid(self, parameters, context)
         folder = self.parameterAsString(parameters, "OUTPUT", context)
         with user_errors():
             result = simulate_sequence(folder, recipe, self.parameterAsInt(parameters, "SEED", context),

@@ -1,5 +1,6 @@
 """Parameters the simulation algorithms share, and their translation into a core recipe."""
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterDefinition,
@@ -7,6 +8,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRange,
     QgsProcessingParameterRasterLayer,
+    QgsUnitTypes,
 )
 
 from ..core.io.products import SENTINEL1_WAVELENGTH_M
@@ -113,3 +115,23 @@ def auxiliary_paths(algorithm, parameters, context):
     dem_layer = algorithm.parameterAsRasterLayer(parameters, "DEM", context)
     dem = dem_layer.source() if dem_layer is not None else None
     return gacos, dem
+
+
+DEFAULT_CRS = "EPSG:32649"  # UTM 49N, over China's coal basins
+DEFAULT_ORIGIN = (300_000.0, 4_100_000.0)
+
+
+def simulation_grid(algorithm, parameters, context):
+    """(crs, origin) of a simulated raster from CRS and ORIGIN: a projected CRS in metres (the
+    pixel size is in metres), UTM 49N and a fixed origin when not given."""
+    crs = algorithm.parameterAsCrs(parameters, "CRS", context)
+    if not crs.isValid() and not parameters.get("CRS"):
+        crs = QgsCoordinateReferenceSystem(DEFAULT_CRS)
+    if not crs.isValid() or crs.isGeographic() or crs.mapUnits() != QgsUnitTypes.DistanceMeters:
+        raise QgsProcessingException(f"CRS {crs.authid() or crs.description() or '?'}: choose a projected CRS in "
+                                     "metres; the simulation's pixel size is in metres.")
+    origin = DEFAULT_ORIGIN
+    if parameters.get("ORIGIN"):
+        point = algorithm.parameterAsPoint(parameters, "ORIGIN", context, crs)
+        origin = (point.x(), point.y())
+    return crs, origin
