@@ -21,6 +21,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+from headless import start_qgis  # noqa: E402 (scripts/ is on the path of a script run from it)
+
 WORKFLOWS_DIR = os.path.join(ROOT, "processing_provider", "workflows")
 GROUP, GROUP_ID = "Workflows", "workflows"
 
@@ -39,23 +41,6 @@ def canonical(path):
     ET.indent(tree, "  ")
     with open(path, "w", encoding="utf-8") as stream:
         stream.write("<!DOCTYPE model>\n" + ET.tostring(tree.getroot(), encoding="unicode") + "\n")
-
-
-def start_qgis():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from qgis.core import QgsApplication
-
-    app = QgsApplication([], False)
-    app.initQgis()
-    sys.path.append(os.path.join(QgsApplication.pkgDataPath(), "python", "plugins"))
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    from minesar.processing_provider.provider import MineSARProvider
-
-    provider = MineSARProvider(with_workflows=False)  # the models are being written, not read
-    QgsApplication.processingRegistry().addProvider(provider)
-    return app, provider
 
 
 class ModelBuilder:
@@ -241,7 +226,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
     arguments = parser.parse_args()
-    app, provider = start_qgis()
+    app, provider = start_qgis(with_workflows=False)  # the models are being written, not read
     stale = []
     with tempfile.TemporaryDirectory() as scratch:
         for file_name, build in MODELS.items():
