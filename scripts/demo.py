@@ -25,25 +25,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # This checkout's plugin first (the link `make setup` makes), whichever checkout the venv points at.
 if os.path.isdir(os.path.join(ROOT, ".build", "plugins", "minesar")):
     sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+from headless import start_qgis  # noqa: E402 (scripts/ is on the path of a script run from it)
+
 DEFAULT_DATA = os.path.join(ROOT, "sample_data", "pyrate_small_gamma")
 
 
-def start_qgis():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from qgis.core import QgsApplication
+def render_png(layout, path):
+    """A layout's first page to PNG, rendered to a QImage and saved by Qt: the exporter's own PNG
+    path tries to georeference the file through GDAL, which cannot update PNGs and says so on stderr."""
+    from qgis.core import QgsLayoutExporter
+    from qgis.PyQt.QtCore import QSize
 
-    app = QgsApplication([], False)
-    app.initQgis()
-    sys.path.append(os.path.join(QgsApplication.pkgDataPath(), "python", "plugins"))
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    from minesar.processing_provider.provider import MineSARProvider
-
-    # Python must hold the provider: the registry does not keep its Python side alive.
-    provider = MineSARProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    return app, provider
+    image = QgsLayoutExporter(layout).renderPageToImage(0, QSize(), 110)
+    if image.isNull() or not image.save(path, "PNG"):
+        raise SystemExit(f"Rendering {path} failed.")
+    return path
 
 
 def import_all(data_dir, output_dir):
@@ -173,7 +169,6 @@ def _quiet_gdal():
 def _overview_layout(project, panels, output_dir):
     """A second print layout: one map per (title, layers) panel, side by side, rendered to PNG."""
     from qgis.core import (
-        QgsLayoutExporter,
         QgsLayoutItemLabel,
         QgsLayoutItemMap,
         QgsLayoutPoint,
@@ -181,7 +176,6 @@ def _overview_layout(project, panels, output_dir):
         QgsPrintLayout,
         QgsUnitTypes,
     )
-    from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor, QFont
 
     layout = QgsPrintLayout(project)
@@ -213,11 +207,7 @@ def _overview_layout(project, panels, output_dir):
         label.attemptResize(QgsLayoutSize(cell_w, 8, QgsUnitTypes.LayoutMillimeters))
         layout.addLayoutItem(label)
     project.layoutManager().addLayout(layout)
-    path = os.path.join(output_dir, "minesar_overview.png")
-    image = QgsLayoutExporter(layout).renderPageToImage(0, QSize(), 110)
-    if image.isNull() or not image.save(path, "PNG"):
-        raise SystemExit(f"Rendering {path} failed.")
-    return path
+    return render_png(layout, os.path.join(output_dir, "minesar_overview.png"))
 
 
 def add_deformation_and_simulation(project, extra, output_dir):
@@ -381,7 +371,6 @@ def _mining_layout(project, loaded, steps, output_dir):
     surface activity with its sites, the SBAS velocity with the mine activity; rendered to PNG."""
     from qgis.core import (
         QgsLayerTree,
-        QgsLayoutExporter,
         QgsLayoutItemLabel,
         QgsLayoutItemLegend,
         QgsLayoutItemMap,
@@ -390,7 +379,6 @@ def _mining_layout(project, loaded, steps, output_dir):
         QgsPrintLayout,
         QgsUnitTypes,
     )
-    from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor, QFont
 
     from minesar.core.io.products import dates_from_name
@@ -462,18 +450,13 @@ def _mining_layout(project, loaded, steps, output_dir):
          "in every pair). Open minesar_demo.qgz and the Temporal Controller to play the interferograms, the "
          "detections and the sites in time.", 8, 10, page_h - 9, page_w - 20, 7)
     project.layoutManager().addLayout(layout)
-    path = os.path.join(output_dir, "minesar_demo.png")
-    image = QgsLayoutExporter(layout).renderPageToImage(0, QSize(), 110)
-    if image.isNull() or not image.save(path, "PNG"):
-        raise SystemExit(f"Rendering {path} failed.")
-    return path
+    return render_png(layout, os.path.join(output_dir, "minesar_demo.png"))
 
 
 def build_project(results, output_dir, extra=None, steps=None):
     from qgis.core import (
         QgsCoordinateReferenceSystem,
         QgsLayerTree,
-        QgsLayoutExporter,
         QgsLayoutItemLabel,
         QgsLayoutItemLegend,
         QgsLayoutItemMap,
@@ -487,7 +470,6 @@ def build_project(results, output_dir, extra=None, steps=None):
         QgsRasterLayer,
         QgsUnitTypes,
     )
-    from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor, QFont
 
     from minesar.ui.styles import robust_range, style_interferogram
@@ -586,12 +568,7 @@ def build_project(results, output_dir, extra=None, steps=None):
     project_path = os.path.join(output_dir, "minesar_demo.qgz")
     if not project.write(project_path):
         raise SystemExit(f"Could not write {project_path}: {project.error()}")
-    png_path = os.path.join(output_dir, "minesar_pairs.png")
-    # Rendered to a QImage and saved by Qt: the exporter's own PNG path tries to georeference the
-    # file through GDAL, which cannot update PNGs and says so on stderr.
-    image = QgsLayoutExporter(layout).renderPageToImage(0, QSize(), 110)
-    if image.isNull() or not image.save(png_path, "PNG"):
-        raise SystemExit(f"Rendering {png_path} failed.")
+    png_path = render_png(layout, os.path.join(output_dir, "minesar_pairs.png"))
     return project_path, png_path, overview, mining_png
 
 
