@@ -217,14 +217,26 @@ def _memory_layer(name, geometries, crs="EPSG:32650"):
     return layer
 
 
+# The constructed case of the core test, moved onto UTM coordinates: its grid for the algorithm.
+SITE_EXTENT = f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]"
+
+
+def on_utm(geometry):
+    """A core-test geometry (pixel units) moved into SITE_EXTENT."""
+    return box(*(np.array(geometry.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))
+
+
+def detection_layers():
+    """The core test's detections as memory layers, one per interferogram, dates in their names."""
+    return [_memory_layer(f"{d.date1:%Y%m%d}_{d.date2:%Y%m%d}", [on_utm(g) for g in d.geometries])
+            for d in _detections()]
+
+
 def test_processing_surface_activity_from_layer_names(minesar_provider, tmp_path):
     import processing
 
-    # The constructed case of the core test, moved onto UTM coordinates, dates in the layer names.
-    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
-    layers = [_memory_layer(f"{d.date1:%Y%m%d}_{d.date2:%Y%m%d}", [shift(g) for g in d.geometries]) for d in _detections()]
     result = processing.run("minesar:surfaceactivity", {
-        "INPUT": layers, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "INPUT": detection_layers(), "EXTENT": SITE_EXTENT, "PIXEL_SIZE": 10,
         "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "sites.gpkg"),
     })
     assert result["SITES"] == 3 and result["MONITORED_DAYS"] == 120
@@ -262,15 +274,14 @@ def test_processing_surface_activity_dates_from_fields_files_and_tiles(minesar_p
     from qgis.core import QgsVectorLayer
     from qgis.PyQt.QtCore import QDate, QDateTime, QTime
 
-    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
     i1, i2, i3, i4, i5 = _detections()
     qdate = lambda d: QDate(d.year, d.month, d.day)  # noqa: E731
     qdatetime = lambda d: QDateTime(qdate(d), QTime(13, 30))  # noqa: E731
     layers = [
-        _dated_layer("tile west", "date", [(shift(i1.geometries[0]), qdate(i1.date1), qdate(i1.date2))]),
-        _dated_layer("tile east", "datetime", [(shift(i1.geometries[1]), qdatetime(i1.date1), qdatetime(i1.date2))]),
-        _dated_layer("iso text", "string", [(shift(g), i2.date1.isoformat(), i2.date2.isoformat()) for g in i2.geometries]),
-        _dated_layer("compact text", "string", [(shift(g), f"{i3.date1:%Y%m%d}", f"{i3.date2:%Y%m%d}") for g in i3.geometries]),
+        _dated_layer("tile west", "date", [(on_utm(i1.geometries[0]), qdate(i1.date1), qdate(i1.date2))]),
+        _dated_layer("tile east", "datetime", [(on_utm(i1.geometries[1]), qdatetime(i1.date1), qdatetime(i1.date2))]),
+        _dated_layer("iso text", "string", [(on_utm(g), i2.date1.isoformat(), i2.date2.isoformat()) for g in i2.geometries]),
+        _dated_layer("compact text", "string", [(on_utm(g), f"{i3.date1:%Y%m%d}", f"{i3.date2:%Y%m%d}") for g in i3.geometries]),
         _dated_layer("quiet", "string", [(None, f"{i4.date1:%Y%m%d}", f"{i4.date2:%Y%m%d}")]),
     ]
     path = str(tmp_path / f"{i5.date1:%Y%m%d}_{i5.date2:%Y%m%d}.gpkg")
@@ -280,13 +291,13 @@ def test_processing_surface_activity_dates_from_fields_files_and_tiles(minesar_p
     out = dataset.CreateLayer("detections", srs, ogr.wkbPolygon)
     for g in i5.geometries:
         feature = ogr.Feature(out.GetLayerDefn())
-        feature.SetGeometry(ogr.CreateGeometryFromWkt(shift(g).wkt))
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(on_utm(g).wkt))
         out.CreateFeature(feature)
     dataset = None
     layers.append(QgsVectorLayer(path, "detections", "ogr"))
     assert layers[-1].isValid()
     result = processing.run("minesar:surfaceactivity", {
-        "INPUT": layers, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "INPUT": layers, "EXTENT": SITE_EXTENT, "PIXEL_SIZE": 10,
         "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "sites.gpkg"),
     })
     # 120 days only if I4, with no detection at all, registered; I1 in two layers is one interferogram.
@@ -307,7 +318,7 @@ def test_processing_surface_activity_refuses_a_field_that_is_no_date(minesar_pro
     layer = _dated_layer("bad", "string", [(box(X0, Y0 - 300, X0 + 50, Y0 - 250), "last spring", "20210113")])
     with pytest.raises(QgsProcessingException, match="bad .* date1 = 'last spring', not a date"):
         processing.run("minesar:surfaceactivity", {
-            "INPUT": [layer], "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+            "INPUT": [layer], "EXTENT": SITE_EXTENT, "PIXEL_SIZE": 10,
             "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": "TEMPORARY_OUTPUT"})
 
 

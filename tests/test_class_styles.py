@@ -4,7 +4,7 @@ feature written falls in its own class (none in a catch-all)."""
 import numpy as np
 from conftest import write_geotiff
 from osgeo import gdal
-from test_activity import PATCHES, X0, Y0, _detections, _memory_layer, _velocity_field
+from test_activity import PATCHES, SITE_EXTENT, _memory_layer, _velocity_field, detection_layers
 from test_styled_outputs import run_like_the_toolbox
 
 
@@ -49,13 +49,9 @@ def test_mine_activity_classes_each_have_a_colour_and_label(minesar_provider, tm
 
 
 def test_surface_activity_sites_are_labelled_with_the_shares_used(minesar_provider, tmp_path, qgis_new_project):
-    from shapely.geometry import box
-
-    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
-    inputs = [_memory_layer(f"{d.date1:%Y%m%d}_{d.date2:%Y%m%d}", [shift(g) for g in d.geometries])
-              for d in _detections()]
+    inputs = detection_layers()
     layers = run_like_the_toolbox("minesar:surfaceactivity", {
-        "INPUT": inputs, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "INPUT": inputs, "EXTENT": SITE_EXTENT, "PIXEL_SIZE": 10,
         "STRONG_FROM": 50, "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "s.gpkg")},
         ["OUTPUT_SITES"])
     layer = layers["Active sites"]

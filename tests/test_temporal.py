@@ -204,15 +204,12 @@ def test_loaded_sbas_series_and_points_are_temporal(minesar_provider, tmp_path, 
 
 
 def test_loaded_sites_are_temporal(minesar_provider, tmp_path, qgis_new_project):
-    from shapely.geometry import box
-    from test_activity import X0, Y0, _detections, _memory_layer
+    from test_activity import SITE_EXTENT, detection_layers
     from test_styled_outputs import run_like_the_toolbox
 
-    shift = lambda g: box(*(np.array(g.bounds) + [X0, Y0 - 300, X0, Y0 - 300]))  # noqa: E731
-    inputs = [_memory_layer(f"{d.date1:%Y%m%d}_{d.date2:%Y%m%d}", [shift(g) for g in d.geometries])
-              for d in _detections()]
+    inputs = detection_layers()
     layers = run_like_the_toolbox("minesar:surfaceactivity", {
-        "INPUT": inputs, "EXTENT": f"{X0},{X0 + 100},{Y0 - 300},{Y0 - 200} [EPSG:32650]", "PIXEL_SIZE": 10,
+        "INPUT": inputs, "EXTENT": SITE_EXTENT, "PIXEL_SIZE": 10,
         "OUTPUT_ACTIVITY": str(tmp_path / "days.tif"), "OUTPUT_SITES": str(tmp_path / "sites.gpkg")},
         ["OUTPUT_SITES"])
     sites = layers["Active sites"]
