@@ -197,7 +197,12 @@ class PatchActivity:
     v_mean: float = math.nan
 
 
-def classify_velocity(velocity: np.ndarray, coherence: Optional[np.ndarray], threshold=5.0, min_coherence=0.3):
+# |velocity| at or below this (mm/yr) is no deformation: a mine patch neither subsides nor rises.
+DEFORMATION_THRESHOLD_MM_YR = 5.0
+
+
+def classify_velocity(velocity: np.ndarray, coherence: Optional[np.ndarray], threshold=DEFORMATION_THRESHOLD_MM_YR,
+                      min_coherence=0.3):
     """Per pixel: 0 none, 1 positive, 2 negative, 3 decorrelated (no value or incoherent)."""
     classes = np.zeros(velocity.shape, dtype=np.uint8)
     classes[velocity > threshold] = 1
@@ -240,7 +245,7 @@ def mine_activity(
     velocity_path: str,
     coherence_path: Optional[str] = None,
     buffer_m: float = 500.0,
-    threshold: float = 5.0,
+    threshold: float = DEFORMATION_THRESHOLD_MM_YR,
     min_coherence: float = 0.3,
     min_share: float = MIN_SHARE,
     decorrelated_share: float = 0.5,

@@ -17,7 +17,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.activity import CLASSES, MIN_SHARE, mine_activity
+from ..core.activity import CLASSES, DEFORMATION_THRESHOLD_MM_YR, MIN_SHARE, mine_activity
 from ..ui.styles import style_mine_activity
 from .base import MineSARAlgorithm, progress_for, style_when_loaded, user_errors
 
@@ -52,7 +52,8 @@ class MineActivityAlgorithm(MineSARAlgorithm):
         self.addParameter(QgsProcessingParameterNumber("BUFFER", "Buffer around each patch (m)",
                                                        QgsProcessingParameterNumber.Double, 500.0, minValue=0))
         self.addParameter(QgsProcessingParameterNumber("THRESHOLD", "Deformation threshold (mm/yr)",
-                                                       QgsProcessingParameterNumber.Double, 5.0, minValue=0))
+                                                       QgsProcessingParameterNumber.Double, DEFORMATION_THRESHOLD_MM_YR,
+                                                       minValue=0))
         for parameter in (
             QgsProcessingParameterNumber("MIN_COHERENCE", "Minimum coherence of a measured pixel",
                                          QgsProcessingParameterNumber.Double, 0.3, minValue=0, maxValue=1),

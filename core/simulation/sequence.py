@@ -35,7 +35,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..activity import activity_class
+from ..activity import activity_class, classify_velocity, decide_class
+from ..sbas import decimal_years, velocity_fit
 from ..errors import MineSARError
 from ..io.colours import wrap
 from ..io.interferogram import InterferogramMetadata
@@ -53,8 +54,6 @@ from .fields import (
 from .generate import _ORIGIN, SIMULATION_EPSG, _to_map, _write_array
 from .interferograms import SimulationRecipe, simulate_interferogram, source_window
 
-# core.activity.mine_activity's default: |v| ≤ 5 mm/yr is no deformation.
-MINE_ACTIVITY_THRESHOLD_MM_YR = 5.0
 FIRST_DATE = date(2021, 1, 4)
 # A mine is laid out in a cell of the scene this wide at least: its footprint (≤ 2 km), the
 # 500 m buffer mine activity looks into, and stable ground between mines.
@@ -227,36 +226,22 @@ def pair_name(dates: Sequence[date], i: int, j: int) -> str:
     return f"{dates[i]:%Y%m%d}_{dates[j]:%Y%m%d}"
 
 
-def _fit_weights(dates: Sequence[date]) -> np.ndarray:
-    """w with slope = Σ w·series: the least-squares line against calendar decimal years, the
-    axis core.sbas fits its velocity on."""
-    from ..sbas import Network
-
-    years = Network(list(dates), []).decimal_years
-    centred = years - years.mean()
-    return centred / float(np.sum(centred**2))
-
-
 def mine_truth(recipe: SequenceRecipe, mines: Sequence[Mine], geotransform) -> List[MineTruth]:
     dates = recipe.dates
-    weights = _fit_weights(dates)
+    years = decimal_years(dates)
     scene = recipe.scene_recipe()
     truths = []
     for mine in mines:
         series = np.array([mine.displacement_mm(recipe, 0, k) for k in range(recipe.epochs)])
-        velocity = float(np.sum(weights * series))
+        velocity = float(velocity_fit(years, series[:, None])[0][0])  # the line SBAS fits
         active = [k for k in range(recipe.intervals) if mine.active_days_between(recipe, k, k + 1) > 0]
         subsides = mine.subsides()
         days = len(active) * recipe.interval_days if subsides else 0
         share = 100.0 * days / recipe.monitored_days
         if mine.decorrelated:
             truth_class = "decorrelated"
-        elif velocity > MINE_ACTIVITY_THRESHOLD_MM_YR:
-            truth_class = "positive"
-        elif velocity < -MINE_ACTIVITY_THRESHOLD_MM_YR:
-            truth_class = "negative"
-        else:
-            truth_class = "none"
+        else:  # mine activity's own rule, on a patch whose every pixel moves at the true velocity
+            truth_class = decide_class(np.array([velocity]), classify_velocity(np.array([velocity]), None))
         window = source_window(mine.source, scene)
         x, y = grid_coordinates(window.height, window.width, recipe.pixel_size_m, window.row, window.col)
         footprint = _to_map(mine.source.shape(x, y) >= recipe.label_fraction, window, geotransform)
