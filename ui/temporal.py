@@ -40,12 +40,12 @@ from qgis.PyQt.QtCore import QDate, QDateTime, QTime
 
 from ..core.errors import MineSARError
 from ..core.io.rasters import read_tags
+from ..core.timeseries import epoch_fields
 
 # Per-band temporal ranges of rasters (QgsRasterLayerTemporalProperties.setFixedRangePerBand).
 PER_BAND_VERSION = 33800
 # (start field, end field) pairs, first match wins; matched case-insensitively.
 SPAN_FIELDS = (("date1", "date2"), ("FIRST", "LAST"))
-_EPOCH_FIELD = re.compile(r"^D(\d{8})$")
 
 
 def qdatetime(day: date) -> QDateTime:
@@ -177,13 +177,8 @@ def epoch_layers(series: QgsRasterLayer, style) -> List[QgsRasterLayer]:
 
 
 def point_epochs(layer: QgsVectorLayer) -> List[date]:
-    days = []
-    for field in layer.fields():
-        match = _EPOCH_FIELD.match(field.name())
-        day = _parse(match.group(1)) if match else None
-        if day is not None:
-            days.append(day)
-    return sorted(days)
+    """The dates of a points layer's ``DYYYYMMDD`` fields (MintPy's save_qgis layout), in order."""
+    return [day for _, day in epoch_fields([field.name() for field in layer.fields()])]
 
 
 def make_points_temporal(layer: QgsVectorLayer) -> bool:
