@@ -22,10 +22,15 @@ Then, for both: models.training.train, the same code as minesar:trainmodel, writ
 models/weights/<model>.pt in fp16 with the command, the data recipe, the wall time and the
 hardware in its metadata.
 
+``--recipe`` (with ``--name``) changes simulation recipe fields for a harder training set, e.g. the
+fifth Light YOLO-Basin run's '{"atmosphere_mm": 6.5, "radius_m": [90.0, 450.0], "coherence": [0.22, 0.95],
+"distractor_share": 0.55}' — still narrower than bench/detection_accuracy.py's held-out ranges.
+
 ``--minutes`` sizes the schedule to a wall-time budget (0 = no budget) from the speed of 20 probe
 iterations, or ``--iterations`` sets it; past 1.15 × the budget the run stops and keeps its weights.
 """
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -73,8 +78,16 @@ def main():
     parser.add_argument("--output", default=None)
     parser.add_argument("--resume", default=None, help="checkpoint to continue from (a fresh schedule)")
     parser.add_argument("--config", default="{}", help="JSON of constructor arguments, e.g. '{\"base_width\": 16}'")
+    parser.add_argument("--recipe", default="{}",
+                        help="JSON of simulation recipe fields that differ from the defaults, e.g. "
+                             "'{\"atmosphere_mm\": 6.5}'; the data folder is named --name")
+    parser.add_argument("--name", default=None, help="data folder name for a --recipe (under .build/detector-data)")
     args = parser.parse_args()
     config = json.loads(args.config)
+    overrides = {key: tuple(value) if isinstance(value, list) else value
+                 for key, value in json.loads(args.recipe).items()}
+    if overrides and not args.name:
+        parser.error("--recipe needs --name: a folder of other scenes must not pass for the default one")
 
     import torch
 
@@ -84,12 +97,14 @@ def main():
     device = resolve_device(args.device)
     optical = input_kind_of(args.model) == "optical"
     if optical:
-        folder = os.path.join(DATA_DIR, f"optical-{args.count}-seed{args.seed}")
-        recipe = OpticalRecipe(rows=1024, cols=1024)
+        folder = os.path.join(DATA_DIR, args.name or f"optical-{args.count}-seed{args.seed}")
+        recipe = OpticalRecipe(rows=1024, cols=1024, **overrides)
     else:
-        folder = os.path.join(DATA_DIR, f"train-{args.count}-seed{args.seed}")
-        recipe = SimulationRecipe(rows=256, cols=256)
-    if not os.path.isdir(folder):
+        folder = os.path.join(DATA_DIR, args.name or f"train-{args.count}-seed{args.seed}")
+        recipe = SimulationRecipe(rows=256, cols=256, **overrides)
+    if os.path.isdir(folder):
+        _check_same_recipe(folder, recipe)
+    else:
         started = time.perf_counter()
         if optical:
             simulate_optical_scenes(folder, recipe, args.count, args.seed,
@@ -106,8 +121,9 @@ def main():
         model = build_model(args.model, **config)
     max_iterations = args.iterations or None
     if args.minutes > 0 and not max_iterations:
-        # Time 20 iterations on a throw-away copy to size the schedule to the budget.
-        probe = build_model(args.model, **config)
+        # Time 20 iterations on a throw-away copy of the very network to be trained: a resumed
+        # detector proposes more boxes than a fresh one, and its assignment is slower per step.
+        probe = copy.deepcopy(model)
         started = time.perf_counter()
         train(probe, folder, epochs=1, batch_size=args.batch, learning_rate=args.lr, device=device,
               checkpoint_path=os.path.join(DATA_DIR, f"probe-{args.model}.pt"), max_iterations=20, seed=args.seed)
@@ -118,6 +134,7 @@ def main():
     # Paths inside this checkout are stored relative to it: the command must not name this machine.
     arguments = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT + os.sep) else a
                  for a in sys.argv[1:]]
+    previous_command = (previous.get("command") or "").replace(ROOT + os.sep, "") if args.resume else None
     command = "scripts/train_default_detectors.py " + " ".join(shlex.quote(a) for a in arguments)
     last = [0.0]
 
@@ -139,7 +156,7 @@ def main():
                        "data_recipe": {"simulator": "minesar.core.simulation", "seed": args.seed, "count": args.count,
                                        "recipe": dataclasses.asdict(recipe)},
                        "hardware": hardware(device),
-                       **({"resumed_from": {"command": previous.get("command"),
+                       **({"resumed_from": {"command": previous_command,
                                             "minutes": previous_minutes}} if args.resume else {}),
                    })
     minutes = (time.perf_counter() - started) / 60
@@ -152,6 +169,17 @@ def main():
     print(json.dumps({"output": output, "size_mb": round(os.path.getsize(output) / 1e6, 2),
                       "iterations": result.iterations, "final_loss": result.final_loss,
                       "minutes": round(minutes, 1)}, indent=1))
+
+
+def _check_same_recipe(folder, recipe) -> None:
+    """A data folder made earlier is reused only if it was made with this recipe."""
+    with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as handle:
+        stored = json.load(handle).get("recipe")
+    wanted = json.loads(json.dumps(dataclasses.asdict(recipe)))
+    if stored != wanted:
+        changed = sorted(k for k in set(stored or {}) | set(wanted) if (stored or {}).get(k) != wanted.get(k))
+        raise SystemExit(f"{folder} was simulated with another recipe ({', '.join(changed)} differ): "
+                         "give another --name or remove the folder.")
 
 
 if __name__ == "__main__":
