@@ -52,7 +52,9 @@ def fuse(views: List[Dict[str, torch.Tensor]], iou_threshold: float = FUSION_IOU
         fused_boxes.append((boxes[members] * weights[:, None]).sum(0) / weights.sum())
         fused_scores.append(weights.sum() / len(views))
         if with_masks:
-            fused_masks.append((masks[members] * weights[:, None, None, None]).sum(0) / weights.sum())
+            # Masks come as [N, H, W] (Mask R-CNN's predict) or [N, 1, H, W]: weight along N only.
+            member_weights = weights.reshape((-1,) + (1,) * (masks.dim() - 1))
+            fused_masks.append((masks[members] * member_weights).sum(0) / weights.sum())
     fused = {"boxes": torch.stack(fused_boxes) if fused_boxes else boxes[:0],
              "scores": torch.stack(fused_scores) if fused_scores else scores[:0]}
     if with_masks:

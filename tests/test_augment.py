@@ -45,6 +45,21 @@ def test_masks_are_fused_with_their_boxes():
     assert fused["masks"][0, 0].tolist() == [[0.5, 0.0], [1.0, 0.5]]
 
 
+def test_masks_without_a_channel_axis_are_fused_per_basin():
+    """Mask R-CNN's predict gives masks as [N, H, W]: two basins seen in both views must come out
+    as two masks of H × W (the weights once broadcast across N, making [N, H, W] per basin)."""
+    left = [[1.0, 0.0, 0.0, 0.0]] * 4
+    right = [[0.0, 0.0, 0.0, 1.0]] * 4
+    view_a = _prediction([[0, 0, 1, 4], [3, 0, 4, 4]], [0.9, 0.6], [left, right])
+    view_b = _prediction([[0, 0, 1, 4], [3, 0, 4, 4]], [0.3, 0.6], [[[0.5] * 4] * 4, right])
+    fused = fuse([view_a, view_b])
+    assert fused["masks"].shape == (2, 4, 4)
+    assert fused["scores"].tolist() == pytest.approx([0.6, 0.6])
+    by_left = fused["boxes"][:, 0].argsort()
+    assert fused["masks"][by_left[0], 0].tolist() == pytest.approx([(0.9 + 0.15) / 1.2, 0.125, 0.125, 0.125])
+    assert fused["masks"][by_left[1]].tolist() == right
+
+
 def test_a_mirror_equivariant_detector_answers_as_without_mirror():
     """A detector that finds the bright square wherever it is: both views agree, so mirroring
     changes nothing; one that only fires on the left half loses half its score for it."""
