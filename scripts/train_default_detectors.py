@@ -116,7 +116,9 @@ def main():
     previous_minutes = 0.0
     if args.resume:
         model, previous = load_model(args.resume)
-        previous_minutes = float(previous.get("training_wall_time_min", 0.0))
+        # A file from minesar:trainmodel has no running total: its own run's wall time is the total.
+        previous_minutes = float(previous.get("training_wall_time_min")
+                                 or previous.get("training", {}).get("wall_time_s", 0.0) / 60)
     else:
         model = build_model(args.model, **config)
     max_iterations = args.iterations or None

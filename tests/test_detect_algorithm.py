@@ -82,7 +82,8 @@ def test_a_checkpoint_runs_end_to_end_into_a_layer_in_the_raster_crs(detect, wra
     del feature, layer
 
 
-def test_the_shipped_yolobasin_finds_clear_basins_across_tiles(detect, tmp_path):
+@pytest.mark.parametrize("model", ["yolobasin", "maskrcnn"])
+def test_the_shipped_detectors_find_clear_basins_across_tiles(detect, tmp_path, model):
     """The default run of a fresh clone: shipped weights, a 768² simulated scene of six separate
     deep basins (30–120 mm, coherent, mild atmosphere) cut into overlapping 256² tiles. The
     held-out accuracy on hard scenes is measured by bench/detection_accuracy.py, not here."""
@@ -93,15 +94,15 @@ def test_the_shipped_yolobasin_finds_clear_basins_across_tiles(detect, tmp_path)
     from minesar.core.simulation.interferograms import SimulationRecipe
     from minesar.models.checkpoint import shipped_checkpoint
 
-    if shipped_checkpoint("yolobasin") is None:
-        pytest.fail("models/weights/yolobasin.pt is missing: the default detection run needs it")
+    if shipped_checkpoint(model) is None:
+        pytest.fail(f"models/weights/{model}.pt is missing: the default detection run needs it")
     recipe = SimulationRecipe(rows=768, cols=768, basin_count=(6, 6), subsidence_mm=(30.0, 120.0),
                               coherence=(0.7, 0.95), atmosphere_mm=2.0, distractor_share=0.0, ramp_share=0.0,
                               adjacent_share=0.0)
     scene = str(tmp_path / "20230301_20230313_scene.tif")
     _, truth, _, _ = simulate_scene(scene, recipe, seed=11)
     basins = [item.geometry for item in truth if item.label == "mining"]
-    result = detect({"INPUT": scene, "DEVICE": "cpu", "TILE_SIZE": 256, "OVERLAP": 96,
+    result = detect({"INPUT": scene, "MODEL": model, "DEVICE": "cpu", "TILE_SIZE": 256, "OVERLAP": 96,
                      "OUTPUT": str(tmp_path / "basins.gpkg")})
     layer = QgsVectorLayer(result["OUTPUT"], "basins", "ogr")
     found = [wkb.loads(bytes(f.geometry().asWkb())) for f in layer.getFeatures()]

@@ -333,8 +333,9 @@ def test_algorithms_explain_bad_inputs(run_algorithm, dataset, tmp_path):
         run_algorithm("evaluatemodel", {"MODEL": str(corrupt), "DATASET": dataset, **common})
     with pytest.raises(QgsProcessingException, match="absent.pt: checkpoint not found"):
         run_algorithm("evaluatemodel", {"MODEL": str(tmp_path / "absent.pt"), "DATASET": dataset, **common})
-    with pytest.raises(QgsProcessingException, match="no 'maskrcnn' weights are shipped"):
-        run_algorithm("evaluatemodel", {"MODEL": "maskrcnn", "DATASET": dataset, **common})
+    # FCN-8s (537 MB) can never be shipped: its name must ask for a checkpoint.
+    with pytest.raises(QgsProcessingException, match="no 'fcn8s' weights are shipped"):
+        run_algorithm("evaluatemodel", {"MODEL": "fcn8s", "DATASET": dataset, **common})
     with pytest.raises(QgsProcessingException, match="nowhere: dataset folder not found"):
         run_algorithm("evaluatemodel", {"MODEL": str(corrupt), "DATASET": missing, **common})
 
