@@ -61,7 +61,7 @@ def main():
 
     from minesar.models.evaluation import evaluate_segmenter
     from minesar.models.registry import build_model
-    from minesar.models.training import train
+    from minesar.models.training import steps_within, train
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -75,7 +75,8 @@ def main():
     for name in args.models:
         iterations = args.iterations
         if args.minutes:
-            iterations = _iterations_in(args.minutes, name, train_folder, args, device, keep)
+            iterations = steps_within(args.minutes, build_model(name), train_folder, args.batch, args.lr,
+                                      os.path.join(keep, f"probe-{name}.pt"), device=device, probe_steps=4)
         model = build_model(name)
         parameters = sum(p.numel() for p in model.parameters())
         started = time.perf_counter()
@@ -95,20 +96,6 @@ def main():
               f"{iterations:6d} {minutes:10.1f}")
     print("(paper, seed 000 Table 1, real Sentinel-1 data: IoU(subsidence) ECA-UNet 0.6274, U-Net 0.6020, "
           "DeepLabv3 0.6085; MIoU ECA-UNet 0.8058)")
-
-
-def _iterations_in(minutes, name, train_folder, args, device, keep, probe_steps=4):
-    """How many steps of ``name`` fit in ``minutes``, from a throw-away probe run (its setup is
-    counted too, so the estimate errs short)."""
-    from minesar.models.registry import build_model
-    from minesar.models.training import train
-
-    started = time.perf_counter()
-    train(build_model(name), train_folder, epochs=1, batch_size=args.batch, learning_rate=args.lr, device=device,
-          checkpoint_path=os.path.join(keep, f"probe-{name}.pt"), max_iterations=probe_steps, seed=0)
-    os.remove(os.path.join(keep, f"probe-{name}.pt"))
-    per_step = (time.perf_counter() - started) / probe_steps
-    return max(probe_steps, int(minutes * 60 / per_step))
 
 
 if __name__ == "__main__":

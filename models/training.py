@@ -216,6 +216,22 @@ def train(
     return TrainingResult(checkpoint_path, final_loss, step, epochs_done, cancelled, wall, history, full_metadata)
 
 
+def steps_within(minutes: float, model, dataset_folder: str, batch_size: int, learning_rate: float,
+                 scratch_path: str, device="auto", probe_steps: int = 20, seed: int = 0) -> int:
+    """How many training steps of ``model`` fit in ``minutes``, timed on a throw-away copy of it
+    (a resumed detector proposes more boxes than a fresh one, so a fresh stand-in would time it
+    short); the probe's setup is counted too, so the answer errs short."""
+    import copy
+
+    started = time.perf_counter()
+    train(copy.deepcopy(model), dataset_folder, epochs=1, batch_size=batch_size, learning_rate=learning_rate,
+          checkpoint_path=scratch_path, device=device, max_iterations=probe_steps, seed=seed)
+    per_step = (time.perf_counter() - started) / probe_steps
+    if os.path.exists(scratch_path):
+        os.remove(scratch_path)
+    return max(probe_steps, int(minutes * 60 / per_step))
+
+
 def _segmentation_metadata(model, dataset, optical: bool) -> Dict:
     """What a segmentation checkpoint needs to be run on a new raster: the input and its scaling
     (for optical networks the training split's per-band percentiles), tiles, classes, output."""

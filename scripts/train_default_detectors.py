@@ -30,7 +30,6 @@ fifth Light YOLO-Basin run's '{"atmosphere_mm": 6.5, "radius_m": [90.0, 450.0], 
 iterations, or ``--iterations`` sets it; past 1.15 × the budget the run stops and keeps its weights.
 """
 import argparse
-import copy
 import dataclasses
 import json
 import os
@@ -49,7 +48,7 @@ from minesar.core.simulation.optical import OpticalRecipe  # noqa: E402
 from minesar.core.simulation.optical_scenes import simulate_optical_scenes  # noqa: E402
 from minesar.models.checkpoint import WEIGHTS_DIR, load_model, save_checkpoint  # noqa: E402
 from minesar.models.registry import build_model, input_kind_of  # noqa: E402
-from minesar.models.training import train  # noqa: E402
+from minesar.models.training import steps_within, train  # noqa: E402
 
 DATA_DIR = os.path.join(ROOT, ".build", "detector-data")
 
@@ -123,15 +122,9 @@ def main():
         model = build_model(args.model, **config)
     max_iterations = args.iterations or None
     if args.minutes > 0 and not max_iterations:
-        # Time 20 iterations on a throw-away copy of the very network to be trained: a resumed
-        # detector proposes more boxes than a fresh one, and its assignment is slower per step.
-        probe = copy.deepcopy(model)
-        started = time.perf_counter()
-        train(probe, folder, epochs=1, batch_size=args.batch, learning_rate=args.lr, device=device,
-              checkpoint_path=os.path.join(DATA_DIR, f"probe-{args.model}.pt"), max_iterations=20, seed=args.seed)
-        per_iteration = (time.perf_counter() - started) / 20
-        max_iterations = max(20, int(args.minutes * 60 / per_iteration))
-        print(f"{per_iteration:.2f} s per iteration: {max_iterations} iterations fit in {args.minutes} min", flush=True)
+        max_iterations = steps_within(args.minutes, model, folder, args.batch, args.lr,
+                                      os.path.join(DATA_DIR, f"probe-{args.model}.pt"), device=device, seed=args.seed)
+        print(f"{max_iterations} iterations fit in {args.minutes} min", flush=True)
 
     # Paths inside this checkout are stored relative to it: the command must not name this machine.
     arguments = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT + os.sep) else a
