@@ -291,7 +291,7 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
     if len(dataset) == 0:
         raise MineSARError(f"{dataset_folder}: the '{split}' split has no images.")
     evaluator = DetectionEvaluator(**evaluator_options)
-    for images, predictions, targets in _predictions(model, dataset, batch_size, device, progress):
+    for images, predictions, targets in predict_batches(model, dataset, batch_size, device, progress):
         for prediction, target in zip(predictions, targets):
             evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
     result = evaluator.result()
@@ -299,7 +299,7 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
     return result
 
 
-def _predictions(model, dataset, batch_size, device, progress):
+def predict_batches(model, dataset, batch_size, device, progress):
     """(images, model.predict(images), targets) batch by batch over ``dataset``, in eval mode, with
     progress and cancel; one loop for detectors and segmenters."""
     import torch
@@ -457,7 +457,7 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     if len(dataset) == 0:
         raise MineSARError(f"{folder}: the '{split}' split has no images.")
     evaluator = SegmentationEvaluator(threshold=threshold)
-    for _, probabilities, targets in _predictions(model, dataset, batch_size, device, progress):
+    for _, probabilities, targets in predict_batches(model, dataset, batch_size, device, progress):
         for probability, target in zip(probabilities.float().cpu().numpy(), targets):
             if "masks" in target:
                 evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))

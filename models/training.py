@@ -89,6 +89,7 @@ def train(
     metadata: Optional[Dict] = None,
     tile_size: int = TILE_SIZE,
     tile_step: Optional[int] = None,
+    calibrate: bool = True,
 ) -> TrainingResult:
     """Train ``model`` on the ``train`` split of ``dataset_folder`` and write ``checkpoint_path``.
 
@@ -96,6 +97,9 @@ def train(
     ``metadata`` is merged into the checkpoint's (e.g. the command that ran this).
     ``tile_size`` and ``tile_step`` (default half the tile) cut optical scenes into training tiles;
     interferogram datasets are tiled already.
+    ``calibrate``: after training, detectors and phase segmenters choose their decision threshold
+    on the dataset's ``val`` split (models/calibration.py) and store it; a cancelled run, an
+    optical network or a dataset without a val split keeps 0.5.
     """
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise MineSARError(f"Epochs ({epochs}) and batch size ({batch_size}) must be at least 1 and the "
@@ -146,6 +150,8 @@ def train(
             "classes": list(CLASSES),
             "iou_type": "mask" if getattr(model, "has_masks", False) else "box",
         }
+    calibrating = calibrate and not optical
+    training_progress = progress.span(0.0, 0.9) if calibrating else progress
     history: List[float] = []
     step, epochs_done, cancelled = 0, 0, False
     started = time.monotonic()
@@ -174,7 +180,7 @@ def train(
                     parts = ", ".join(f"{k} {v.item():.3f}" for k, v in losses.items())
                     progress.info(f"epoch {epoch + 1}/{epochs}, iteration {step}/{total}: loss "
                                   f"{history[-1]:.4f} ({parts})")
-                progress.update(step / total)
+                training_progress.update(step / total)
             else:
                 epochs_done = epoch + 1
                 continue
@@ -209,11 +215,36 @@ def train(
         "final_loss": final_loss,
     }
     base_metadata["final_loss"] = final_loss
-    full_metadata = {**base_metadata, **(metadata or {})}
     model.eval()
+    if calibrating and not cancelled:
+        base_metadata.update(_calibration(model, dataset_folder, device, batch_size, progress.span(0.9, 1.0)) or {})
+    full_metadata = {**base_metadata, **(metadata or {})}
     save_checkpoint(checkpoint_path, model, full_metadata)
     progress.finish()
     return TrainingResult(checkpoint_path, final_loss, step, epochs_done, cancelled, wall, history, full_metadata)
+
+
+def _calibration(model, dataset_folder, device, batch_size, progress) -> Optional[Dict]:
+    from .calibration import calibrated_metadata
+
+    try:
+        entries = calibrated_metadata(model, dataset_folder, device, batch_size, progress)
+    except Cancelled:
+        # The weights are worth more than the threshold: keep them with the default one.
+        progress.info("Threshold calibration cancelled: the checkpoint keeps the default threshold 0.5.")
+        return None
+    if entries is None:
+        progress.info("No val split: the checkpoint keeps the default threshold 0.5.")
+        return None
+    calibration = entries["threshold_calibration"]
+    if calibration["threshold"] is None:
+        progress.info(f"No threshold finds a basin of the val split ({calibration['images']} images): the checkpoint "
+                      "keeps the default threshold 0.5.")
+        return entries
+    progress.info(f"Threshold {calibration['threshold']:g} chosen on the val split ({calibration['images']} images): "
+                  f"basin-level P {calibration['precision']:.3f}, R {calibration['recall']:.3f}, "
+                  f"F1 {calibration['F1']:.3f}.")
+    return entries
 
 
 def steps_within(minutes: float, model, dataset_folder: str, batch_size: int, learning_rate: float,
@@ -225,7 +256,7 @@ def steps_within(minutes: float, model, dataset_folder: str, batch_size: int, le
 
     started = time.perf_counter()
     train(copy.deepcopy(model), dataset_folder, epochs=1, batch_size=batch_size, learning_rate=learning_rate,
-          checkpoint_path=scratch_path, device=device, max_iterations=probe_steps, seed=seed)
+          checkpoint_path=scratch_path, device=device, max_iterations=probe_steps, seed=seed, calibrate=False)
     per_step = (time.perf_counter() - started) / probe_steps
     if os.path.exists(scratch_path):
         os.remove(scratch_path)

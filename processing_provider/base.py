@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
 )
+from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QIcon
 
 from ..core import environment
@@ -106,6 +107,16 @@ def style_when_loaded(context, layer_id, name, style) -> None:
         styler = _LayerStyler(name, style)
         _STYLERS[layer_id] = styler
         context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(styler)
+
+
+def optional_number(algorithm, parameters, name, context):
+    """The number given for an optional parameter without a default, or None when it was left
+    empty (absent, None, '' or a NULL variant): "empty" means "the model's own value"."""
+    value = parameters.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()) or (
+            isinstance(value, QVariant) and value.isNull()):
+        return None
+    return algorithm.parameterAsDouble(parameters, name, context)
 
 
 def progress_for(feedback) -> Progress:

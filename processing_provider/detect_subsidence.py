@@ -23,7 +23,15 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.io.interferogram import open_interferogram
 from ..ui.styles import style_detected_basins
 from ..ui.temporal import with_temporal
-from .base import MineSARAlgorithm, progress_for, qgis_geometry, require_torch, style_when_loaded, user_errors
+from .base import (
+    MineSARAlgorithm,
+    optional_number,
+    progress_for,
+    qgis_geometry,
+    require_torch,
+    style_when_loaded,
+    user_errors,
+)
 from .preprocessing_common import raster_path
 
 
@@ -47,15 +55,17 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
         "INPUT: any interferogram MineSAR reads — wrapped phase, complex values, rasmph colours, or unwrapped "
         "phase (wrapped first). MODEL: yolobasin (Light YOLO-Basin, fast, box outlines; the more accurate "
         "of the two shipped detectors) or maskrcnn (Mask R-CNN with a MobileNetV3-FPN backbone, basin "
-        "outlines from its masks; its shipped weights still give many more false alarms: use SCORE_THRESHOLD "
-        "0.8 with them, chosen on validation data) with the shipped weights, or the path of a checkpoint "
+        "outlines from its masks) with the shipped weights, or the path of a checkpoint "
         "from minesar:trainmodel. DEVICE: auto (CUDA when present), cpu or cuda:N.\n"
         "The raster is read in tiles of TILE_SIZE pixels overlapping by OVERLAP pixels, BATCH_SIZE tiles at "
         "a time. A basin cut by a tile border is taken from the tile that holds it whole, or its pieces are "
         "united, so each basin is one polygon; keep OVERLAP larger than the largest basin in pixels. "
         "When nothing is found the layer holds one feature without geometry carrying the pair's dates, so "
         "that minesar:surfaceactivity still counts the interferogram as monitored. "
-        "No-data (NaN) areas give no detections. Detections below SCORE_THRESHOLD are dropped, and so are "
+        "No-data (NaN) areas give no detections. Detections below SCORE_THRESHOLD are dropped. Left empty, it is "
+        "the checkpoint's own threshold, chosen by minesar:trainmodel for the best basin-level F1 on the "
+        "dataset's val split with MIRROR on (the shipped Mask R-CNN's is far above 0.5; a checkpoint without one "
+        "uses 0.5). Also dropped are "
         "outlines wider or taller than MAX_EXTENT km (advanced, default 6; 0 = only the tile size) or than a "
         "tile: mining basins are a few km across, larger ones are groundwater bowls or atmospheric fronts. "
         "MIRROR (advanced, on by default): each tile is also seen mirrored left–right and the two answers fused "
@@ -72,9 +82,9 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
                                                        defaultValue=512, minValue=64, maxValue=4096))
         self.addParameter(QgsProcessingParameterNumber("OVERLAP", "Tile overlap (pixels)", defaultValue=128,
                                                        minValue=0, maxValue=2048))
-        self.addParameter(QgsProcessingParameterNumber("SCORE_THRESHOLD", "Score threshold", defaultValue=0.5,
-                                                       type=QgsProcessingParameterNumber.Double, minValue=0.0,
-                                                       maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SCORE_THRESHOLD", "Score threshold (empty: the model's own, chosen on validation data)",
+            type=QgsProcessingParameterNumber.Double, minValue=0.0, maxValue=1.0, optional=True))
         self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Tiles per batch", defaultValue=4, minValue=1,
                                                        maxValue=256))
         largest = QgsProcessingParameterNumber("MAX_EXTENT", "Largest basin (km across)", defaultValue=6.0,
@@ -91,6 +101,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Detection")
+        from ..models.calibration import threshold_of
         from ..models.checkpoint import checkpoint_for, load_detector, model_label
         from ..models.device import resolve_device
         from ..models.inference import detect_interferogram
@@ -105,12 +116,20 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             checkpoint = checkpoint_for(model_name)
             model, metadata = load_detector(checkpoint, device)
+            score_threshold = optional_number(self, parameters, "SCORE_THRESHOLD", context)
+            if score_threshold is None:
+                score_threshold = threshold_of(metadata)
+                origin = ("the model's own" if "score_threshold" in metadata
+                          else "the default: this checkpoint carries no calibrated threshold")
+            else:
+                origin = "given"
             feedback.pushInfo(f"{os.path.basename(path)}: {source.width} × {source.height} px "
-                              f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}.")
+                              f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}; "
+                              f"score threshold {score_threshold:g} ({origin}).")
             run = detect_interferogram(
                 source, model, device, tile_size=tile_size, overlap=overlap,
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-                score_threshold=self.parameterAsDouble(parameters, "SCORE_THRESHOLD", context),
+                score_threshold=score_threshold,
                 progress=progress_for(feedback).span(0.0, 0.95),
                 max_extent_m=1000.0 * self.parameterAsDouble(parameters, "MAX_EXTENT", context) or None,
                 mirror=self.parameterAsBool(parameters, "MIRROR", context))

@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.dataset.layout import SPLITS
-from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
+from .base import MineSARAlgorithm, optional_number, progress_for, require_torch, user_errors
 
 
 class EvaluateModelAlgorithm(MineSARAlgorithm):
@@ -52,6 +52,9 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
         "prediction, matching a truth basin at IoU ≥ 0.25, basins shallower than 8 mm ignored. Mine-patch "
         "networks read a folder of optical scenes, tiled as in training and scaled with the checkpoint's "
         "percentiles; every pixel is counted once.\n\n"
+        "SCORE_THRESHOLD left empty is the checkpoint's own threshold: the one minesar:trainmodel chose on "
+        "the val split for the best basin-level F1 (for detectors with mirrored views, as detectsubsidence "
+        "runs by default; this evaluation sees each tile once), else 0.5.\n\n"
         "OUTPUT: a table (metric, value); REPORT: the same with the settings as JSON (or HTML if named "
         "\".html\"). PRECISION, RECALL, F1: basin level for detectors and subsidence segmenters, pixel level "
         "for mine-patch networks."
@@ -66,9 +69,8 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
                                                      behavior=QgsProcessingParameterFile.Folder))
         self.addParameter(QgsProcessingParameterEnum("SPLIT", "Split", options=list(SPLITS), defaultValue="test",
                                                      usesStaticStrings=True))
-        self.addParameter(number("SCORE_THRESHOLD", "Score threshold (segmenters: probability)", type=number.Double,
-                                 minValue=0.0,
-                                 maxValue=1.0, defaultValue=0.5))
+        self.addParameter(number("SCORE_THRESHOLD", "Score threshold (segmenters: probability; empty: the model's "
+                                 "own)", type=number.Double, minValue=0.0, maxValue=1.0, optional=True))
         self.addParameter(number("IOU_THRESHOLD", "IoU threshold for a match", type=number.Double, minValue=0.01,
                                  maxValue=1.0, defaultValue=0.5))
         rule = QgsProcessingParameterBoolean(
@@ -88,15 +90,15 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Evaluation")
+        from ..models.calibration import threshold_of
         from ..models.checkpoint import checkpoint_for, load_model
         from ..models.device import resolve_device
         from ..models.evaluation import BASIN_RULE, evaluate_model, evaluate_segmenter, metric_rows, write_report
         model_name = self.parameterAsFile(parameters, "MODEL", context).strip()
         folder = self.parameterAsFile(parameters, "DATASET", context)
         split = self.parameterAsEnumString(parameters, "SPLIT", context) or "test"
-        score_threshold = self.parameterAsDouble(parameters, "SCORE_THRESHOLD", context)
-        options = {"score_threshold": score_threshold,
-                   "iou_threshold": self.parameterAsDouble(parameters, "IOU_THRESHOLD", context)}
+        given_threshold = optional_number(self, parameters, "SCORE_THRESHOLD", context)
+        options = {"iou_threshold": self.parameterAsDouble(parameters, "IOU_THRESHOLD", context)}
         if self.parameterAsBool(parameters, "BASIN_RULE", context):
             options.update(BASIN_RULE)
         batch_size = self.parameterAsInt(parameters, "BATCH_SIZE", context)
@@ -106,6 +108,8 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             if not folder or not os.path.isdir(folder):  # before the model: which folder it needs is no matter
                 raise QgsProcessingException(f"{folder}: dataset folder not found.")
             model, metadata = load_model(path, device)
+            score_threshold = threshold_of(metadata) if given_threshold is None else given_threshold
+            options["score_threshold"] = score_threshold
             segmenter = getattr(model, "task", "detection") == "segmentation"
             optical = segmenter and model.input_kind == "optical"
             count = self._split_size(folder, split, optical)

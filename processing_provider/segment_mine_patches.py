@@ -5,7 +5,14 @@ from qgis.core import QgsProcessingParameterRasterLayer
 
 from ..core.io.optical import GF2_BANDS, Orthophoto
 from .base import MineSARAlgorithm, require_torch, user_errors
-from .segmentation_common import add_segmentation_parameters, blend_and_trace, finish, load_segmenter, read_settings
+from .segmentation_common import (
+    add_segmentation_parameters,
+    blend_and_trace,
+    decision_threshold,
+    finish,
+    load_segmenter,
+    read_settings,
+)
 
 
 class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
@@ -50,7 +57,8 @@ class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
                                   f"{model.architecture} from {checkpoint} on {device}.")
                 run, found = blend_and_trace(self, parameters, context, settings,
                                              optical_reader(image, normalisation, settings.tile), image.width,
-                                             image.height, image.info.geotransform, image.info.crs_wkt, model, device)
+                                             image.height, image.info.geotransform, image.info.crs_wkt, model, device,
+                                             decision_threshold(self, parameters, context, feedback, metadata))
                 crs_wkt = image.info.crs_wkt
         return finish(self, parameters, context, feedback, settings, run, found, crs_wkt, checkpoint,
                       ("mine-patch probability", "mine-patch mask", "preliminary mine patches"), "mine patch")

@@ -6,7 +6,14 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.io.interferogram import open_interferogram
 from .base import MineSARAlgorithm, require_torch, user_errors
-from .segmentation_common import add_segmentation_parameters, blend_and_trace, finish, load_segmenter, read_settings
+from .segmentation_common import (
+    add_segmentation_parameters,
+    blend_and_trace,
+    decision_threshold,
+    finish,
+    load_segmenter,
+    read_settings,
+)
 
 SUBSIDENCE_MODELS = ("ecaunet", "unet", "fcn8s", "fcn16s", "fcn32s", "pspnet", "deeplabv3")
 
@@ -26,7 +33,8 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
         "probabilities fade to its inner edges and the tiles are averaged with those weights, so no seam "
         "shows (a network is least sure at a tile's edge). No-data areas stay no data. OUTPUT_MASK: 1 where "
         "the probability reaches THRESHOLD, 0 below, 255 no data; OUTPUT_POLYGONS trace its zones "
-        "(8-connected)."
+        "(8-connected). THRESHOLD left empty is the checkpoint's own: the best basin-level F1 on its "
+        "training data's val split when minesar:trainmodel calibrated it, else 0.5."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
@@ -43,7 +51,7 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
         with user_errors(self), open_interferogram(settings.path, "auto", allow_pixel_coordinates=True) as source:
             reader = phase_reader(source, settings.tile)  # refuses coherence before any model loads
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
-            model, _, checkpoint = load_segmenter(
+            model, metadata, checkpoint = load_segmenter(
                 settings.model_name, device, "phase",
                 {"detection": "minesar:detectsubsidence", "optical": "minesar:segmentminepatches"})
             feedback.pushInfo(f"{os.path.basename(settings.path)}: {source.width} × {source.height} px "
@@ -51,7 +59,8 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
             meta = source.metadata
             dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
             run, found = blend_and_trace(self, parameters, context, settings, reader, source.width, source.height,
-                                         source.geotransform, source.crs_wkt, model, device)
+                                         source.geotransform, source.crs_wkt, model, device,
+                                         decision_threshold(self, parameters, context, feedback, metadata))
             crs_wkt = source.crs_wkt
         return finish(self, parameters, context, feedback, settings, run, found, crs_wkt, checkpoint,
                       ("subsidence probability", "subsidence mask", "subsidence zones"), "subsidence",

@@ -23,7 +23,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.progress import Progress
 from ..ui.styles import style_probability, style_segmentation_mask, style_segmented_zones
-from .base import progress_for, qgis_geometry, style_when_loaded
+from .base import optional_number, progress_for, qgis_geometry, style_when_loaded
 from .preprocessing_common import geotiff_output, raster_path
 
 
@@ -35,8 +35,8 @@ def add_segmentation_parameters(algorithm, default_model: str, model_help: str, 
     algorithm.addParameter(number("TILE_SIZE", "Tile size (pixels)", defaultValue=256, minValue=32, maxValue=4096))
     algorithm.addParameter(number("OVERLAP", "Tile overlap (pixels, at most half the tile)", defaultValue=64,
                                   minValue=0, maxValue=2048))
-    algorithm.addParameter(number("THRESHOLD", "Probability threshold", type=number.Double, defaultValue=0.5,
-                                  minValue=0.001, maxValue=0.999))
+    algorithm.addParameter(number("THRESHOLD", "Probability threshold (empty: the model's own)", type=number.Double,
+                                  minValue=0.001, maxValue=0.999, optional=True))
     batch = number("BATCH_SIZE", "Tiles per batch", defaultValue=4, minValue=1, maxValue=256)
     batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     algorithm.addParameter(batch)
@@ -120,8 +120,19 @@ def read_settings(algorithm, parameters, context, feedback) -> Settings:
                     algorithm.parameterAsInt(parameters, "TILE_SIZE", context), progress_for(feedback))
 
 
+def decision_threshold(algorithm, parameters, context, feedback, metadata) -> float:
+    """THRESHOLD as given, else the checkpoint's own (models/calibration.py), said in the log."""
+    from ..models.calibration import threshold_of
+
+    threshold = optional_number(algorithm, parameters, "THRESHOLD", context)
+    if threshold is None:
+        threshold = threshold_of(metadata)
+        feedback.pushInfo(f"Probability threshold {threshold:g} (the model's own).")
+    return threshold
+
+
 def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, width, height, geotransform, crs_wkt,
-                    model, device):
+                    model, device, threshold: float):
     """The blended tiles into both rasters (90 % of the progress bar), then the zones of the mask."""
     from ..core.probability_zones import zones
     from ..models.segment_inference import segment_to_rasters
@@ -130,7 +141,7 @@ def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, 
         reader, width, height, model, device, settings.probability, settings.mask, geotransform, crs_wkt,
         tile_size=settings.tile, overlap=algorithm.parameterAsInt(parameters, "OVERLAP", context),
         batch_size=algorithm.parameterAsInt(parameters, "BATCH_SIZE", context),
-        threshold=algorithm.parameterAsDouble(parameters, "THRESHOLD", context),
+        threshold=threshold,
         tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(settings.path)},
         progress=settings.progress.span(0.0, 0.9))
     return run, zones(settings.mask, settings.probability, progress=settings.progress.span(0.9, 1.0))

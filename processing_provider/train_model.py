@@ -3,6 +3,7 @@
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -50,6 +51,10 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         "task, input bands, normalisation, tile size, classes, training data, command, final loss, "
         "training time); it opens without executing code. Cancel stops training and still writes the "
         "weights reached so far.\n\n"
+        "CALIBRATE (advanced, on): after training, detectors and subsidence segmenters are run over the "
+        "dataset's val split and the score (or probability) threshold with the best basin-level F1 is stored "
+        "in the checkpoint; detection, segmentation and evaluation use it when their threshold is left empty. "
+        "Without a val split, after a cancel, or for mine-patch networks the threshold stays 0.5.\n\n"
         "DEVICE: auto (CUDA GPU when present, else CPU), cpu, cuda or cuda:N. Without pretrained weights "
         "(none are downloaded) expect tens of epochs over thousands of images for useful results."
     )
@@ -72,6 +77,8 @@ class TrainModelAlgorithm(MineSARAlgorithm):
             number("TILE_SIZE", "Tile size (optical scenes)", type=number.Integer, minValue=32, defaultValue=256),
             number("TILE_STEP", "Tile step (optical scenes; 0 = half the tile)", type=number.Integer, minValue=0,
                    defaultValue=0),
+            QgsProcessingParameterBoolean("CALIBRATE", "Choose the decision threshold on the val split",
+                                          defaultValue=True),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -81,6 +88,7 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("FINAL_LOSS", "Final training loss"))
         self.addOutput(QgsProcessingOutputNumber("ITERATIONS", "Iterations run"))
         self.addOutput(QgsProcessingOutputNumber("TRAINING_TIME", "Training time (s)"))
+        self.addOutput(QgsProcessingOutputNumber("THRESHOLD", "Decision threshold stored in the checkpoint"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Training")
@@ -124,14 +132,17 @@ class TrainModelAlgorithm(MineSARAlgorithm):
                 learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
                 checkpoint_path=output, device=device, seed=seed, progress=progress_for(feedback),
                 metadata={"command": _command(self._name, parameters)}, tile_size=tile_size, tile_step=tile_step,
+                calibrate=self.parameterAsBool(parameters, "CALIBRATE", context),
             )
         if result.cancelled:
             feedback.pushWarning(f"Cancelled after {result.iterations} iterations; the weights reached so far "
                                  f"are in {output}.")
         feedback.pushInfo(f"{result.iterations} iterations in {result.wall_time_s:.1f} s, final loss "
                           f"{result.final_loss:.4f}: {output}")
+        from ..models.calibration import threshold_of
+
         return {"OUTPUT": output, "FINAL_LOSS": result.final_loss, "ITERATIONS": result.iterations,
-                "TRAINING_TIME": result.wall_time_s}
+                "TRAINING_TIME": result.wall_time_s, "THRESHOLD": threshold_of(result.metadata)}
 
     @staticmethod
     def _size_config(architecture, image) -> dict:

@@ -160,7 +160,8 @@ def detect_and_surface_activity():
     batch = build.input_from("minesar:detectsubsidence", "BATCH_SIZE", help_text="Tiles run through the network "
                              "at once.")
     score = build.input_from("minesar:detectsubsidence", "SCORE_THRESHOLD",
-                             help_text="Detections scoring below it are dropped.")
+                             help_text="Detections scoring below it are dropped; empty: the threshold stored in "
+                                       "the model (chosen on validation data).")
     build.child("import", "minesar:importinterferogram", "Import interferogram", 0,
                 {"INPUT": ("input", interferogram), "KIND": ("value", "auto")})
     build.child("detect", "minesar:detectsubsidence", "Detect mining subsidence", 1,

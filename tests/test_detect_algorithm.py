@@ -127,3 +127,31 @@ def test_without_pytorch_the_deep_learning_steps_say_what_to_install(monkeypatch
     monkeypatch.setitem(sys.modules, "torchvision", None)  # an import of it now fails
     with pytest.raises(QgsProcessingException, match=r"Detection needs PyTorch and torchvision .*install them"):
         require_torch("Detection")
+
+
+def test_an_empty_score_threshold_is_the_checkpoints_own(detect, wrapped, tmp_path):
+    """Left empty, SCORE_THRESHOLD is the one stored in the checkpoint (chosen on validation data by
+    training), else 0.5; given, it wins. A network whose objectness is 0 scores every box 0.5, so
+    each run's count is known."""
+    import torch
+
+    from minesar.models.checkpoint import save_checkpoint
+    from minesar.models.registry import build_detector
+
+    network = build_detector("yolobasin")
+    with torch.no_grad():
+        for layer in network.head.obj_preds:
+            layer.weight.zero_()
+            layer.bias.zero_()
+    settings = {"INPUT": wrapped, "DEVICE": "cpu", "TILE_SIZE": 64, "OVERLAP": 16}
+
+    def basins(stored=None, **given):
+        metadata = {"task": "detection", **({"score_threshold": stored} if stored is not None else {})}
+        checkpoint = save_checkpoint(str(tmp_path / f"{stored}.pt"), network, metadata)
+        return detect({**settings, "MODEL": checkpoint, **given, "OUTPUT": "TEMPORARY_OUTPUT"})["BASINS"]
+
+    every = basins(SCORE_THRESHOLD=0.0)
+    assert every > 1
+    assert basins(0.6) == 0 and basins(0.4) == every
+    assert basins() == every  # no stored threshold: 0.5, and 0.5 passes
+    assert basins(0.6, SCORE_THRESHOLD=0.3) == every and basins(0.4, SCORE_THRESHOLD=0.7) == 0

@@ -323,3 +323,15 @@ def test_advanced_offers_the_mirror_switch_of_detection(minesar_provider, make_d
     assert dock.tuning()["MIRROR"] is False
     dock.set_task(SEGMENT)
     assert "MIRROR" not in dock.tuning()  # segmentation has no such parameter
+
+
+def test_thresholds_start_at_the_models_own_and_are_passed_only_when_set(minesar_provider, make_dock):
+    dock = make_dock()
+    for task, name in ((DETECT, "SCORE_THRESHOLD"), (SEGMENT, "THRESHOLD")):
+        dock.set_task(task)
+        widget = dock.tuning_widget(name)
+        assert widget.text() == "model's own" and name not in dock.tuning()
+        widget.setValue(0.8)
+        assert dock.tuning()[name] == pytest.approx(0.8)
+        widget.clear()  # the clear button goes back to the model's own
+        assert name not in dock.tuning()

@@ -14,6 +14,7 @@ from minesar.core.errors import MineSARError  # noqa: E402
 from minesar.core.progress import Progress  # noqa: E402
 from minesar.core.simulation.generate import simulate_dataset  # noqa: E402
 from minesar.core.simulation.interferograms import SimulationRecipe  # noqa: E402
+from minesar.models.calibration import CANDIDATES, best_threshold  # noqa: E402
 from minesar.models.checkpoint import load_detector, read_checkpoint  # noqa: E402
 from minesar.models.data import SubsidenceDataset, augment, boxes_of, collate, contract_targets  # noqa: E402
 from minesar.models.detectors import CLASSES, INPUT_BANDS  # noqa: E402
@@ -188,6 +189,17 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(dataset, tmp_path):
     assert training["device"] == "cpu" and training["wall_time_s"] > 0
     assert training["dataset_description"]["recipe"]["rows"] == SIZE
     assert meta["final_loss"] == pytest.approx(result.final_loss)
+    # The decision threshold, swept on the 2 val images as detectsubsidence sees them (mirrored). An
+    # 8-iteration network may find no basin at any threshold: then the default stays.
+    calibration = meta["threshold_calibration"]
+    assert calibration["split"] == "val" and calibration["images"] == 2 and calibration["mirror"] is True
+    assert [row["threshold"] for row in calibration["sweep"]] == list(CANDIDATES)
+    if any(row["F1"] for row in calibration["sweep"]):
+        assert meta["score_threshold"] == calibration["threshold"] == best_threshold(calibration["sweep"])["threshold"]
+        assert any("chosen on the val split" in message for message in messages)
+    else:
+        assert "score_threshold" not in meta and calibration["threshold"] is None
+        assert any("keeps the default threshold 0.5" in message for message in messages)
 
     loaded, loaded_meta = load_detector(path)
     assert loaded_meta == meta
@@ -224,6 +236,7 @@ def test_cancel_mid_training_leaves_a_loadable_checkpoint(dataset, tmp_path):
     assert result.cancelled and result.iterations == 1
     loaded, meta = load_detector(path)
     assert meta["training"]["cancelled"] is True and meta["training"]["iterations"] == 1
+    assert "score_threshold" not in meta  # not calibrated: the fallback 0.5 applies
     loaded.eval()
     assert len(loaded.predict(torch.zeros(1, 2, SIZE, SIZE))) == 1
 
@@ -279,6 +292,7 @@ def test_train_and_evaluate_algorithms(run_algorithm, dataset, tmp_path):
     assert result["OUTPUT"] == checkpoint and result["ITERATIONS"] == 2 and np.isfinite(result["FINAL_LOSS"])
     meta = read_checkpoint(checkpoint)["metadata"]
     assert "minesar:trainmodel" in meta["command"] and meta["training"]["epochs"] == 1
+    assert result["THRESHOLD"] == meta.get("score_threshold", 0.5) and "threshold_calibration" in meta
 
     report = str(tmp_path / "report.json")
     table = str(tmp_path / "metrics.gpkg")
@@ -300,6 +314,12 @@ def test_train_and_evaluate_algorithms(run_algorithm, dataset, tmp_path):
     run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": dataset, "SPLIT": "val", "BASIN_RULE": True,
                                     "DEVICE": "cpu", "OUTPUT": "TEMPORARY_OUTPUT", "REPORT": html})
     assert "mAP" in open(html, encoding="utf-8").read()
+    # Left empty, the score threshold is the checkpoint's own.
+    stored = str(tmp_path / "stored.json")
+    run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": dataset, "SPLIT": "test", "DEVICE": "cpu",
+                                    "OUTPUT": "TEMPORARY_OUTPUT", "REPORT": stored})
+    with open(stored, encoding="utf-8") as handle:
+        assert json.load(handle)["metrics"]["score_threshold"] == meta.get("score_threshold", 0.5)
 
 
 def test_cancelled_training_algorithm_still_writes_the_checkpoint(run_algorithm, dataset, tmp_path):

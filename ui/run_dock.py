@@ -328,7 +328,7 @@ class MineSARDock(QgsDockWidget):
                 if isinstance(definition, QgsProcessingParameterBoolean):
                     widgets[name] = QCheckBox()
                     widgets[name].setChecked(bool(definition.defaultValue()))
-                elif isinstance(definition, QgsProcessingParameterNumber) and definition.defaultValue() is not None:
+                elif isinstance(definition, QgsProcessingParameterNumber):
                     widgets[name] = _number_widget(definition)
                 else:
                     continue
@@ -506,8 +506,14 @@ class MineSARDock(QgsDockWidget):
         return None if value in (None, BROWSE) else value
 
     def tuning(self) -> dict:
-        return {name: widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
-                for name, widget in self.tuning_widgets[self.task_combo.currentIndex()].items()}
+        """The advanced values to pass; a number left at "the model's own" is not passed at all."""
+        values = {}
+        for name, widget in self.tuning_widgets[self.task_combo.currentIndex()].items():
+            if isinstance(widget, QCheckBox):
+                values[name] = widget.isChecked()
+            elif not _shows_models_own(widget):
+                values[name] = widget.value()
+        return values
 
     def tuning_widget(self, name: str):
         return self.tuning_widgets[self.task_combo.currentIndex()][name]
@@ -701,9 +707,31 @@ class MineSARDock(QgsDockWidget):
         self.status_label.setText(text)
 
 
+MODELS_OWN = "model's own"
+
+
+def _shows_models_own(widget) -> bool:
+    return bool(widget.specialValueText()) and widget.value() == widget.minimum()
+
+
 def _number_widget(definition):
-    """A spin box with the parameter's limits and default (its clear button restores the default)."""
+    """A spin box with the parameter's limits and default (its clear button restores the default).
+    An optional parameter without a default (a threshold the checkpoint carries) gets one step
+    below its minimum that reads "model's own", and starts there."""
     name, default = definition.name(), definition.defaultValue()
+    if default is None:
+        widget = QgsDoubleSpinBox()
+        widget.setDecimals(3)
+        step = 0.05 if definition.maximum() <= 1.0 else 1.0
+        widget.setRange(max(definition.minimum(), -1e12) - step, min(definition.maximum(), 1e12))
+        widget.setSingleStep(step)
+        widget.setSpecialValueText(MODELS_OWN)
+        widget.setMinimumWidth(90)
+        widget.setClearValue(widget.minimum())
+        widget.setShowClearButton(True)
+        widget.setValue(widget.minimum())
+        widget.setToolTip(f"{name}; empty: the threshold stored in the model's checkpoint")
+        return widget
     if definition.dataType() == QgsProcessingParameterNumber.Integer:
         widget = QgsSpinBox()
         widget.setRange(int(max(definition.minimum(), -_INT_LIMIT)), int(min(definition.maximum(), _INT_LIMIT)))

@@ -1,0 +1,115 @@
+"""The decision threshold a checkpoint carries (models/calibration.py): chosen on the val split for
+the best basin-level F1, stored by training, read back with a 0.5 fallback."""
+import json
+
+import pytest
+import torch
+
+from minesar.core.simulation.generate import simulate_dataset
+from minesar.core.simulation.interferograms import SimulationRecipe
+from minesar.models.calibration import (
+    CANDIDATES,
+    best_threshold,
+    calibrated_metadata,
+    sweep_thresholds,
+    threshold_of,
+)
+from minesar.models.data import SubsidenceDataset
+
+
+def rows(f1_values):
+    return [{"threshold": t, "F1": f} for t, f in zip(CANDIDATES, f1_values)]
+
+
+def test_the_choice_is_the_centre_of_the_best_three_neighbours():
+    # One lucky spike at 0.30 loses to a broad plateau 0.60-0.70.
+    f1 = [0.5] * len(CANDIDATES)
+    f1[CANDIDATES.index(0.3)] = 0.95
+    for t in (0.6, 0.65, 0.7):
+        f1[CANDIDATES.index(t)] = 0.9
+    assert best_threshold(rows(f1))["threshold"] == 0.65
+    # At the end of the sweep the window is the two rows there are; NaN (nothing predicted) is 0.
+    f1 = [float("nan")] * (len(CANDIDATES) - 2) + [0.8, 0.9]
+    assert best_threshold(rows(f1))["threshold"] == 0.95
+    # Equal plateaus: the lower threshold (more recall) wins.
+    f1 = [0.0] * len(CANDIDATES)
+    for t in (0.2, 0.25, 0.3, 0.7, 0.75, 0.8):
+        f1[CANDIDATES.index(t)] = 0.9
+    assert best_threshold(rows(f1))["threshold"] == 0.25
+
+
+def test_the_stored_threshold_is_read_for_the_task_with_a_fallback():
+    assert threshold_of({"task": "detection", "score_threshold": 0.8}) == 0.8
+    assert threshold_of({"task": "segmentation", "threshold": 0.35, "score_threshold": 0.9}) == 0.35
+    assert threshold_of({"task": "detection"}) == 0.5
+    assert threshold_of({"task": "detection", "score_threshold": "bad"}) == 0.5
+    assert threshold_of({"task": "detection", "score_threshold": 1.0}) == 0.5  # would drop everything
+
+
+class Oracle:
+    """A detector that knows the truth: every basin at score 0.93, one false alarm per image at
+    0.75, the same answer mirrored for a mirrored image (so fusing the two views changes nothing).
+    The best thresholds are therefore 0.80-0.90, and 0.85 is their centre."""
+
+    task = "detection"
+
+    def __init__(self, dataset):
+        self.known = [dataset[i] for i in range(len(dataset))]
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    def predict(self, images):
+        answers = []
+        for image in images:
+            mirrored = not any(torch.equal(known, image) for known, _ in self.known)
+            target = next(t for known, t in self.known if torch.equal(known.flip(-1) if mirrored else known, image))
+            boxes = torch.cat([torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4),
+                               torch.tensor([[0.0, 0.0, 5.0, 5.0]])])
+            if mirrored:
+                boxes[:, [0, 2]] = image.shape[-1] - boxes[:, [2, 0]]
+            answers.append({"boxes": boxes,
+                            "scores": torch.cat([torch.full((len(boxes) - 1,), 0.93), torch.tensor([0.75])])})
+        return answers
+
+
+def test_the_sweep_finds_where_a_detector_separates_basins_from_false_alarms(tmp_path):
+    folder = str(tmp_path / "ds")
+    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 2), subsidence_mm=(30.0, 120.0),
+                              distractor_share=0.0)
+    simulate_dataset(folder, recipe, count=6, seed=3, split_fractions={"train": 0.5, "val": 0.5})
+    dataset = SubsidenceDataset(folder, "val")
+    truths = sum(len(dataset[i][1]["boxes"]) for i in range(len(dataset)))
+    result = sweep_thresholds(Oracle(dataset), folder, "val", mirror=False)
+    assert result["threshold"] == 0.85 and result["F1"] == 1.0 and result["images"] == len(dataset) == 3
+    by_threshold = {row["threshold"]: row for row in result["sweep"]}
+    low = by_threshold[0.7]  # the false alarms pass
+    assert (low["TP"], low["FP"], low["FN"]) == (truths, 3, 0)
+    assert low["precision"] == pytest.approx(truths / (truths + 3))
+    high = by_threshold[0.95]  # nothing passes
+    assert (high["TP"], high["FN"]) == (0, truths)
+    assert result["split"] == "val" and result["dataset"] == "ds" and "F1" in result["criterion"]
+
+
+def test_training_stores_what_the_sweep_chose_and_nothing_without_a_val_split(tmp_path):
+    folder = str(tmp_path / "ds")
+    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 2), subsidence_mm=(30.0, 120.0))
+    simulate_dataset(folder, recipe, count=4, seed=4, split_fractions={"train": 0.5, "val": 0.5})
+    entries = calibrated_metadata(Oracle(SubsidenceDataset(folder, "val")), folder)
+    assert entries["score_threshold"] == entries["threshold_calibration"]["threshold"] == 0.85
+    json.dumps(entries, allow_nan=False)  # the metadata stays plain JSON (null where F1 is undefined)
+
+    lonely = str(tmp_path / "train-only")
+    simulate_dataset(lonely, recipe, count=2, seed=4, split_fractions={"train": 1.0})
+    assert calibrated_metadata(Oracle(SubsidenceDataset(lonely, "train")), lonely) is None
+
+
+def test_an_optical_network_is_not_calibrated_on_basins(tmp_path):
+    from minesar.core.errors import MineSARError
+    from minesar.models.registry import build_model
+
+    with pytest.raises(MineSARError, match="optical networks keep 0.5"):
+        sweep_thresholds(build_model("minepatch_light"), str(tmp_path))
