@@ -5,13 +5,13 @@ minesar:detectsubsidence on a large interferogram, tiles, overlaps, merges and a
 One scene per seed (minesar:simulatescene's scene mode) with the held-out ranges of
 bench/detection_accuracy.py (depth 0.5–200 mm, radius 80–500 m, 8 mm RMS turbulence, coherence
 0.20–0.95, more distractors) and many basins, detected with the shipped weights at the given tile
-sizes. Matching is the issue's basin rule on polygons: a detection matches a mining truth at
+sizes and the checkpoint's own score threshold (as detectsubsidence; --score to override). Matching is the issue's basin rule on polygons: a detection matches a mining truth at
 polygon IoU ≥ 0.25; truths under 8 mm peak count neither as misses nor, when matched, as false
 alarms. A detection that matches no mining truth is a false alarm; the ones lying on a groundwater
 bowl or atmospheric blob of the truth are counted apart.
 
     .venv/bin/python bench/detection_scene.py [--model yolobasin] [--size 2048] [--seeds 1 2 3 4 5]
-        [--tiles 512 256] [--overlap 128] [--threads 1]
+        [--tiles 512 256] [--overlap 128] [--threads 1] [--mirror] [--score 0.5]
 """
 import argparse
 import dataclasses
@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from detection_accuracy import HELD_OUT  # noqa: E402
 from minesar.core.io.interferogram import open_interferogram  # noqa: E402
 from minesar.core.simulation.generate import simulate_scene  # noqa: E402
+from minesar.models.calibration import threshold_of  # noqa: E402
 from minesar.models.checkpoint import checkpoint_for, load_detector  # noqa: E402
 from minesar.models.device import resolve_device  # noqa: E402
 from minesar.models.inference import detect_interferogram  # noqa: E402
@@ -79,6 +80,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--mirror", action="store_true", help="each tile also seen mirrored (detectsubsidence's MIRROR)")
+    parser.add_argument("--score", type=float, default=None, help="score threshold instead of the checkpoint's own")
     args = parser.parse_args()
 
     import torch
@@ -87,9 +89,11 @@ def main():
     device = resolve_device(args.device)
     checkpoint = checkpoint_for(args.model)
     model, metadata = load_detector(checkpoint, device)
+    threshold = threshold_of(metadata) if args.score is None else args.score  # as detectsubsidence
     recipe = dataclasses.replace(HELD_OUT, rows=args.size, cols=args.size, basin_count=tuple(args.basins))
     print(f"{args.model} ({os.path.basename(checkpoint)}){' + mirror' if args.mirror else ''} on {device}; scenes {args.size}² at "
-          f"{recipe.pixel_size_m:g} m, {args.basins[0]}–{args.basins[1]} basins, held-out ranges; seeds {args.seeds}")
+          f"{recipe.pixel_size_m:g} m, {args.basins[0]}–{args.basins[1]} basins, held-out ranges; seeds {args.seeds}; "
+          f"score ≥ {threshold:g}")
     totals = {tile: [0, 0, 0, 0, 0, 0.0] for tile in args.tiles}
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
@@ -100,7 +104,7 @@ def main():
                     started = time.perf_counter()
                     run = detect_interferogram(source, model, device, tile_size=tile,
                                                overlap=min(args.overlap, tile // 2), batch_size=4,
-                                               mirror=args.mirror)
+                                               score_threshold=threshold, mirror=args.mirror)
                     seconds = time.perf_counter() - started
                 tp, fp, fn, distractors, counted = score(run.basins, truth)
                 largest = max((b.area_m2 for b in run.basins), default=0.0) / 1e6
