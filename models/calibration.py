@@ -12,6 +12,7 @@ The choice is the centre of the best run of three neighbouring thresholds (mean 
 single best: a validation set of a few hundred tiles moves F1 by ±0.005 between neighbours, and a
 plateau's centre is the value least likely to be on the edge of a cliff.
 """
+import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -108,7 +109,7 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
     chosen = best_threshold(rows)
     return {"threshold": chosen["threshold"], "F1": chosen["F1"], "precision": chosen["precision"],
             "recall": chosen["recall"], "split": split, "images": len(dataset),
-            "dataset": dataset_folder.rstrip("/\\").replace("\\", "/").split("/")[-1],
+            "dataset": os.path.basename(os.path.normpath(dataset_folder)),  # no machine path in shipped weights
             "criterion": (f"basin-level F1 (IoU ≥ {BASIN_RULE['iou_threshold']:g}, basins under "
                           f"{BASIN_RULE['ignore_below_mm']:g} mm ignored), centre of the best three neighbours"),
             **({"mirror": bool(mirror)} if task == "detection" else {}),
