@@ -114,9 +114,9 @@ def test_the_shipped_detectors_find_clear_basins_across_tiles(detect, tmp_path, 
     matched = sum(best_iou(basin, found) >= 0.25 for basin in basins)
     false_alarms = sum(best_iou(polygon, basins) < 0.1 for polygon in found)
     assert matched >= len(basins) - 1, (matched, len(basins))
-    # The shipped Mask R-CNN is the weaker detector (held-out precision 0.71 against 0.985, README):
-    # here it raises 5 false alarms against Light YOLO-Basin's 0; one per basin is its ceiling.
-    assert false_alarms <= (1 if model == "yolobasin" else len(basins)), false_alarms
+    # At their own score thresholds (0.45 and 0.8, chosen on validation data) both raise none here;
+    # at 0.5 the shipped Mask R-CNN raised 5.
+    assert false_alarms <= 1, false_alarms
 
 
 def test_without_pytorch_the_deep_learning_steps_say_what_to_install(monkeypatch):
