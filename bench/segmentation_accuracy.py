@@ -5,7 +5,8 @@ Subsidence (``ecaunet`` and the other phase segmenters): bench/detection_accurac
 set (seed 2024, wider ranges than training: depth 0.5–200 mm, radius 80–500 m, 8 mm RMS
 turbulence, coherence down to 0.20, 0–5 basins, more distractors; 400 tiles of 256²) → PA, MIoU,
 IoU(background), IoU(subsidence) (paper: ECA-UNet 62.74 %), and the basin-level rule (connected
-regions at probability ≥ 0.5 matched at IoU ≥ 0.25; basins under 8 mm ignored).
+regions at probability ≥ the checkpoint's own threshold matched at IoU ≥ 0.25; basins under 8 mm
+ignored), at that threshold and, when it differs, at 0.5.
 
 Mine patches (``minepatch_light``, ``minepatch``): held-out GF-2 scenes of 1024² at 1 m, seed 4040,
 wider than the training recipe (relief 160 m instead of 120, 2–10 patches instead of 3–8, 150 m² to
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from detection_accuracy import held_out_folder  # noqa: E402
+from minesar.models.calibration import threshold_of  # noqa: E402
 from minesar.core.simulation.optical import OpticalRecipe  # noqa: E402
 from minesar.core.simulation.optical_scenes import simulate_optical_scenes  # noqa: E402
 from minesar.models.checkpoint import checkpoint_for, load_model  # noqa: E402
@@ -79,8 +81,6 @@ def main():
 
     import torch
 
-    from minesar.models.evaluation import evaluate_segmenter
-
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     for name in args.models:
@@ -88,23 +88,31 @@ def main():
         model, metadata = load_model(path, device)
         optical = model.input_kind == "optical"
         folder = optical_held_out(args.scenes) if optical else held_out_folder(args.count)
-        started = time.perf_counter()
-        scores = evaluate_segmenter(model, folder, "test", device=device, batch_size=8,
-                                    normalisation=metadata.get("normalisation") if optical else None)
-        seconds = time.perf_counter() - started
-        minutes = metadata.get("training_wall_time_min", "?")
-        print(f"\n== {name}: {model.architecture} {model.config()} ({os.path.basename(path)}, trained {minutes} min "
-              f"on {metadata.get('hardware', '?')}); {seconds:.1f} s on {device}")
-        print(f"pixels: PA {scores['PA']:.3f}  MIoU {scores['MIoU']:.3f}  IoU(background) {scores['IoU_background']:.3f}  "
-              f"IoU({'mine patch' if optical else 'subsidence'}) {scores['IoU_subsidence']:.3f}  "
-              f"precision {scores['pixel_precision']:.3f}  recall {scores['pixel_recall']:.3f}  "
-              f"F1 {scores['pixel_F1']:.3f}")
-        if optical:
-            small_scenes(model, metadata["normalisation"])
-        if not optical:
-            print(f"basin level (IoU ≥ 0.25, ≥ 8 mm): P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
-                  f"F1 {scores['F1']:.3f}  (TP {scores['TP']}, FP {scores['FP']}, FN {scores['FN']}; "
-                  f"{scores['truths']} basins counted, {scores['ignored_truths']} shallower ignored)")
+        own = threshold_of(metadata)
+        for threshold in (own, 0.5) if own != 0.5 and not optical else (own,):
+            _report(name, path, model, metadata, folder, device, optical, threshold)
+
+
+def _report(name, path, model, metadata, folder, device, optical, threshold):
+    from minesar.models.evaluation import evaluate_segmenter
+
+    started = time.perf_counter()
+    scores = evaluate_segmenter(model, folder, "test", device=device, batch_size=8, threshold=threshold,
+                                normalisation=metadata.get("normalisation") if optical else None)
+    seconds = time.perf_counter() - started
+    minutes = metadata.get("training_wall_time_min", "?")
+    print(f"\n== {name}: {model.architecture} {model.config()} ({os.path.basename(path)}, trained {minutes} min "
+          f"on {metadata.get('hardware', '?')}); {seconds:.1f} s on {device}; probability ≥ {threshold:g}")
+    print(f"pixels: PA {scores['PA']:.3f}  MIoU {scores['MIoU']:.3f}  IoU(background) {scores['IoU_background']:.3f}  "
+          f"IoU({'mine patch' if optical else 'subsidence'}) {scores['IoU_subsidence']:.3f}  "
+          f"precision {scores['pixel_precision']:.3f}  recall {scores['pixel_recall']:.3f}  "
+          f"F1 {scores['pixel_F1']:.3f}")
+    if optical:
+        small_scenes(model, metadata["normalisation"])
+    if not optical:
+        print(f"basin level (IoU ≥ 0.25, ≥ 8 mm): P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
+              f"F1 {scores['F1']:.3f}  (TP {scores['TP']}, FP {scores['FP']}, FN {scores['FN']}; "
+              f"{scores['truths']} basins counted, {scores['ignored_truths']} shallower ignored)")
 
 
 if __name__ == "__main__":
