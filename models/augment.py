@@ -70,3 +70,23 @@ def mirrored_predict(predict, images: torch.Tensor) -> List[Dict[str, torch.Tens
     direct = predict(images)
     mirrored = predict(images.flip(-1))
     return [fuse([a, _unmirror(b, width)]) for a, b in zip(direct, mirrored)]
+
+
+class MirroredDetector:
+    """A detector seen through ``mirrored_predict`` wherever a loop calls ``to``, ``eval`` and
+    ``predict`` (evaluation, threshold calibration), as detectsubsidence's MIRROR sees it."""
+
+    def __init__(self, model):
+        self.model = model
+        self.task = getattr(model, "task", "detection")
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def predict(self, images):
+        return mirrored_predict(self.model.predict, images)

@@ -49,32 +49,13 @@ def best_threshold(rows: Sequence[Dict]) -> Dict:
     return rows[int(np.argmax(np.round(smoothed, 6)))]
 
 
-class _Mirrored:
-    """A detector seen through models.augment.mirrored_predict, as detectsubsidence's MIRROR sees it."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def to(self, device):
-        self.model.to(device)
-        return self
-
-    def eval(self):
-        self.model.eval()
-        return self
-
-    def predict(self, images):
-        from .augment import mirrored_predict
-
-        return mirrored_predict(self.model.predict, images)
-
-
 def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu", batch_size: int = 4,
                      mirror: bool = True, progress=None, candidates: Sequence[float] = CANDIDATES) -> Dict:
     """Basin-level precision, recall and F1 of ``model`` on ``split`` at every candidate threshold
     (one pass over the images), and the chosen threshold. Detectors are seen as detectsubsidence
     sees them by default: with ``mirror`` the tile is also seen mirrored (models/augment.py), which
     halves the score of a basin one view misses, so the threshold is chosen for that setting."""
+    from .augment import MirroredDetector
     from .data import SubsidenceDataset
 
     progress = progress or SILENT
@@ -86,7 +67,7 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
         raise MineSARError(f"{dataset_folder}: the '{split}' split has no images to calibrate the threshold on.")
     if task == "detection":
         evaluators = {t: DetectionEvaluator(score_threshold=t, **BASIN_RULE) for t in candidates}
-        seen = _Mirrored(model) if mirror else model
+        seen = MirroredDetector(model) if mirror else model
         for images, predictions, targets in predict_batches(seen, dataset, batch_size, device, progress):
             for prediction, target in zip(predictions, targets):
                 for evaluator in evaluators.values():

@@ -280,8 +280,9 @@ def minimum_detectable(rates: List[Dict], share: float = 0.5) -> Optional[float]
 
 
 def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu", batch_size: int = 4,
-                   progress=None, **evaluator_options) -> Dict:
-    """Run ``model.predict`` over a split and score it (``evaluator_options`` go to DetectionEvaluator)."""
+                   progress=None, mirror: bool = False, **evaluator_options) -> Dict:
+    """Run ``model.predict`` over a split and score it (``evaluator_options`` go to DetectionEvaluator);
+    ``mirror``: each image also seen mirrored and the answers fused (models/augment.py)."""
     from ..core.errors import MineSARError
     from ..core.progress import SILENT
     from .data import SubsidenceDataset
@@ -291,11 +292,16 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
     if len(dataset) == 0:
         raise MineSARError(f"{dataset_folder}: the '{split}' split has no images.")
     evaluator = DetectionEvaluator(**evaluator_options)
+    if mirror:
+        from .augment import MirroredDetector
+
+        model = MirroredDetector(model)
     for images, predictions, targets in predict_batches(model, dataset, batch_size, device, progress):
         for prediction, target in zip(predictions, targets):
             evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
     result = evaluator.result()
     result["split"] = split
+    result["mirror"] = bool(mirror)
     return result
 
 

@@ -54,7 +54,9 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
         "percentiles; every pixel is counted once.\n\n"
         "SCORE_THRESHOLD left empty is the checkpoint's own threshold: the one minesar:trainmodel chose on "
         "the val split for the best basin-level F1 (for detectors with mirrored views, as detectsubsidence "
-        "runs by default; this evaluation sees each tile once), else 0.5.\n\n"
+        "runs by default; advanced MIRROR makes this evaluation see them so too), else 0.5. MIRROR (detectors, "
+        "off by default as in the papers): each image is also seen mirrored and the two answers fused, as "
+        "detectsubsidence does.\n\n"
         "OUTPUT: a table (metric, value); REPORT: the same with the settings as JSON (or HTML if named "
         "\".html\"). PRECISION, RECALL, F1: basin level for detectors and subsidence segmenters, pixel level "
         "for mine-patch networks."
@@ -77,6 +79,11 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             "BASIN_RULE", "Basin-level rule (IoU ≥ 0.25, basins under 8 mm ignored)", defaultValue=False)
         rule.setFlags(rule.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(rule)
+        mirror = QgsProcessingParameterBoolean(
+            "MIRROR", "Detectors: also see each image mirrored, as detectsubsidence does by default",
+            defaultValue=False)
+        mirror.setFlags(mirror.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(mirror)
         self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)",
                                                        defaultValue="auto"))
         batch = number("BATCH_SIZE", "Batch size", type=number.Integer, minValue=1, defaultValue=4)
@@ -123,7 +130,8 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
                 metrics["training_time_s"] = metadata.get("training", {}).get("wall_time_s")
             else:
                 metrics = evaluate_model(model, folder, split, device=device, batch_size=batch_size,
-                                         progress=progress_for(feedback), **options)
+                                         progress=progress_for(feedback),
+                                         mirror=self.parameterAsBool(parameters, "MIRROR", context), **options)
 
         fields = QgsFields()
         fields.append(QgsField("metric", QVariant.String))
@@ -142,8 +150,9 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
                     if "iou_threshold" in metrics else "pixels only")
             feedback.pushInfo(f"probability ≥ {metrics['threshold']:g}; {rule}\n" + "\n".join(lines))
         else:
+            seen = "; each image also seen mirrored" if metrics.get("mirror") else ""
             feedback.pushInfo(f"IoU: {metrics['iou_type']}, score ≥ {metrics['score_threshold']:g}, IoU ≥ "
-                              f"{metrics['iou_threshold']:g}\n" + "\n".join(lines))
+                              f"{metrics['iou_threshold']:g}{seen}\n" + "\n".join(lines))
 
         report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
         task = metadata.get("task", getattr(model, "task", "detection"))

@@ -53,8 +53,9 @@ class Oracle:
 
     task = "detection"
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, false_alarm_when_mirrored=True):
         self.known = [dataset[i] for i in range(len(dataset))]
+        self.false_alarm_when_mirrored = false_alarm_when_mirrored
 
     def to(self, device):
         return self
@@ -69,10 +70,12 @@ class Oracle:
             target = next(t for known, t in self.known if torch.equal(known.flip(-1) if mirrored else known, image))
             boxes = torch.cat([torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4),
                                torch.tensor([[0.0, 0.0, 5.0, 5.0]])])
+            scores = torch.cat([torch.full((len(boxes) - 1,), 0.93), torch.tensor([0.75])])
             if mirrored:
                 boxes[:, [0, 2]] = image.shape[-1] - boxes[:, [2, 0]]
-            answers.append({"boxes": boxes,
-                            "scores": torch.cat([torch.full((len(boxes) - 1,), 0.93), torch.tensor([0.75])])})
+                if not self.false_alarm_when_mirrored:
+                    boxes, scores = boxes[:-1], scores[:-1]
+            answers.append({"boxes": boxes, "scores": scores})
         return answers
 
 
@@ -105,6 +108,20 @@ def test_training_stores_what_the_sweep_chose_and_nothing_without_a_val_split(tm
     lonely = str(tmp_path / "train-only")
     simulate_dataset(lonely, recipe, count=2, seed=4, split_fractions={"train": 1.0})
     assert calibrated_metadata(Oracle(SubsidenceDataset(lonely, "train")), lonely) is None
+
+
+def test_evaluation_can_see_each_image_mirrored_as_detection_does(tmp_path):
+    """A false alarm the mirrored view does not repeat keeps half its score (0.375) when fused."""
+    from minesar.models.evaluation import evaluate_model
+
+    folder = str(tmp_path / "ds")
+    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 2), subsidence_mm=(30.0, 120.0), distractor_share=0.0)
+    simulate_dataset(folder, recipe, count=3, seed=6, split_fractions={"test": 1.0})
+    oracle = Oracle(SubsidenceDataset(folder, "test"), false_alarm_when_mirrored=False)
+    once = evaluate_model(oracle, folder, "test", score_threshold=0.5, iou_threshold=0.5)
+    mirrored = evaluate_model(oracle, folder, "test", score_threshold=0.5, iou_threshold=0.5, mirror=True)
+    assert (once["FP"], mirrored["FP"]) == (3, 0) and once["TP"] == mirrored["TP"] > 0
+    assert mirrored["mirror"] is True and once["mirror"] is False
 
 
 def test_an_optical_network_is_not_calibrated_on_basins(tmp_path):

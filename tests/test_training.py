@@ -317,9 +317,10 @@ def test_train_and_evaluate_algorithms(run_algorithm, dataset, tmp_path):
     # Left empty, the score threshold is the checkpoint's own.
     stored = str(tmp_path / "stored.json")
     run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": dataset, "SPLIT": "test", "DEVICE": "cpu",
-                                    "OUTPUT": "TEMPORARY_OUTPUT", "REPORT": stored})
+                                    "MIRROR": True, "OUTPUT": "TEMPORARY_OUTPUT", "REPORT": stored})
     with open(stored, encoding="utf-8") as handle:
-        assert json.load(handle)["metrics"]["score_threshold"] == meta.get("score_threshold", 0.5)
+        stored_metrics = json.load(handle)["metrics"]
+    assert stored_metrics["score_threshold"] == meta.get("score_threshold", 0.5) and stored_metrics["mirror"] is True
 
 
 def test_cancelled_training_algorithm_still_writes_the_checkpoint(run_algorithm, dataset, tmp_path):
