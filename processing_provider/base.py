@@ -109,14 +109,19 @@ def style_when_loaded(context, layer_id, name, style) -> None:
         context.layerToLoadOnCompletionDetails(layer_id).setPostProcessor(styler)
 
 
-def optional_number(algorithm, parameters, name, context):
-    """The number given for an optional parameter without a default, or None when it was left
-    empty (absent, None, '' or a NULL variant): "empty" means "the model's own value"."""
+def decision_threshold(algorithm, parameters, name, context, metadata):
+    """(threshold, where it came from) for the optional threshold parameter ``name``: the number
+    given, else the one stored in the checkpoint's ``metadata`` (models/calibration.py), else 0.5.
+    Left empty means absent, None, '' or a NULL variant."""
+    from ..models.calibration import METADATA_KEY, threshold_of
+
     value = parameters.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()) or (
-            isinstance(value, QVariant) and value.isNull()):
-        return None
-    return algorithm.parameterAsDouble(parameters, name, context)
+    if not (value is None or (isinstance(value, str) and not value.strip())
+            or (isinstance(value, QVariant) and value.isNull())):
+        return algorithm.parameterAsDouble(parameters, name, context), "given"
+    stored = METADATA_KEY.get(metadata.get("task", "detection"), "score_threshold") in metadata
+    return threshold_of(metadata), ("the model's own" if stored
+                                    else "the default: this checkpoint carries no calibrated threshold")
 
 
 def progress_for(feedback) -> Progress:

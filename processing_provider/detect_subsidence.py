@@ -25,7 +25,7 @@ from ..ui.styles import style_detected_basins
 from ..ui.temporal import with_temporal
 from .base import (
     MineSARAlgorithm,
-    optional_number,
+    decision_threshold,
     progress_for,
     qgis_geometry,
     require_torch,
@@ -101,7 +101,6 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Detection")
-        from ..models.calibration import threshold_of
         from ..models.checkpoint import checkpoint_for, load_detector, model_label
         from ..models.device import resolve_device
         from ..models.inference import detect_interferogram
@@ -116,13 +115,7 @@ class DetectSubsidenceAlgorithm(MineSARAlgorithm):
             device = resolve_device(self.parameterAsString(parameters, "DEVICE", context))
             checkpoint = checkpoint_for(model_name)
             model, metadata = load_detector(checkpoint, device)
-            score_threshold = optional_number(self, parameters, "SCORE_THRESHOLD", context)
-            if score_threshold is None:
-                score_threshold = threshold_of(metadata)
-                origin = ("the model's own" if "score_threshold" in metadata
-                          else "the default: this checkpoint carries no calibrated threshold")
-            else:
-                origin = "given"
+            score_threshold, origin = decision_threshold(self, parameters, "SCORE_THRESHOLD", context, metadata)
             feedback.pushInfo(f"{os.path.basename(path)}: {source.width} × {source.height} px "
                               f"({source.metadata.kind}); model {model.architecture} from {checkpoint} on {device}; "
                               f"score threshold {score_threshold:g} ({origin}).")

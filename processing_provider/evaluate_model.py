@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.dataset.layout import SPLITS
-from .base import MineSARAlgorithm, optional_number, progress_for, require_torch, user_errors
+from .base import MineSARAlgorithm, decision_threshold, progress_for, require_torch, user_errors
 
 
 class EvaluateModelAlgorithm(MineSARAlgorithm):
@@ -97,14 +97,12 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Evaluation")
-        from ..models.calibration import threshold_of
         from ..models.checkpoint import checkpoint_for, load_model
         from ..models.device import resolve_device
         from ..models.evaluation import BASIN_RULE, evaluate_model, evaluate_segmenter, metric_rows, write_report
         model_name = self.parameterAsFile(parameters, "MODEL", context).strip()
         folder = self.parameterAsFile(parameters, "DATASET", context)
         split = self.parameterAsEnumString(parameters, "SPLIT", context) or "test"
-        given_threshold = optional_number(self, parameters, "SCORE_THRESHOLD", context)
         options = {"iou_threshold": self.parameterAsDouble(parameters, "IOU_THRESHOLD", context)}
         if self.parameterAsBool(parameters, "BASIN_RULE", context):
             options.update(BASIN_RULE)
@@ -115,7 +113,7 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             if not folder or not os.path.isdir(folder):  # before the model: which folder it needs is no matter
                 raise QgsProcessingException(f"{folder}: dataset folder not found.")
             model, metadata = load_model(path, device)
-            score_threshold = threshold_of(metadata) if given_threshold is None else given_threshold
+            score_threshold, _ = decision_threshold(self, parameters, "SCORE_THRESHOLD", context, metadata)
             options["score_threshold"] = score_threshold
             segmenter = getattr(model, "task", "detection") == "segmentation"
             optical = segmenter and model.input_kind == "optical"

@@ -8,9 +8,9 @@ from .base import MineSARAlgorithm, require_torch, user_errors
 from .segmentation_common import (
     add_segmentation_parameters,
     blend_and_trace,
-    decision_threshold,
     finish,
     load_segmenter,
+    probability_threshold,
     read_settings,
 )
 
@@ -58,7 +58,7 @@ class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
                 run, found = blend_and_trace(self, parameters, context, settings,
                                              optical_reader(image, normalisation, settings.tile), image.width,
                                              image.height, image.info.geotransform, image.info.crs_wkt, model, device,
-                                             decision_threshold(self, parameters, context, feedback, metadata))
+                                             probability_threshold(self, parameters, context, feedback, metadata))
                 crs_wkt = image.info.crs_wkt
         return finish(self, parameters, context, feedback, settings, run, found, crs_wkt, checkpoint,
                       ("mine-patch probability", "mine-patch mask", "preliminary mine patches"), "mine patch")

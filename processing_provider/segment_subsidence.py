@@ -9,9 +9,9 @@ from .base import MineSARAlgorithm, require_torch, user_errors
 from .segmentation_common import (
     add_segmentation_parameters,
     blend_and_trace,
-    decision_threshold,
     finish,
     load_segmenter,
+    probability_threshold,
     read_settings,
 )
 
@@ -60,7 +60,7 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
             dates = [d.isoformat() if d else None for d in (meta.date1, meta.date2)]
             run, found = blend_and_trace(self, parameters, context, settings, reader, source.width, source.height,
                                          source.geotransform, source.crs_wkt, model, device,
-                                         decision_threshold(self, parameters, context, feedback, metadata))
+                                         probability_threshold(self, parameters, context, feedback, metadata))
             crs_wkt = source.crs_wkt
         return finish(self, parameters, context, feedback, settings, run, found, crs_wkt, checkpoint,
                       ("subsidence probability", "subsidence mask", "subsidence zones"), "subsidence",

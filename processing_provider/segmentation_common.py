@@ -23,7 +23,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.progress import Progress
 from ..ui.styles import style_probability, style_segmentation_mask, style_segmented_zones
-from .base import optional_number, progress_for, qgis_geometry, style_when_loaded
+from .base import decision_threshold, progress_for, qgis_geometry, style_when_loaded
 from .preprocessing_common import geotiff_output, raster_path
 
 
@@ -120,14 +120,10 @@ def read_settings(algorithm, parameters, context, feedback) -> Settings:
                     algorithm.parameterAsInt(parameters, "TILE_SIZE", context), progress_for(feedback))
 
 
-def decision_threshold(algorithm, parameters, context, feedback, metadata) -> float:
-    """THRESHOLD as given, else the checkpoint's own (models/calibration.py), said in the log."""
-    from ..models.calibration import threshold_of
-
-    threshold = optional_number(algorithm, parameters, "THRESHOLD", context)
-    if threshold is None:
-        threshold = threshold_of(metadata)
-        feedback.pushInfo(f"Probability threshold {threshold:g} (the model's own).")
+def probability_threshold(algorithm, parameters, context, feedback, metadata) -> float:
+    """THRESHOLD as given, else the checkpoint's own, said in the log."""
+    threshold, origin = decision_threshold(algorithm, parameters, "THRESHOLD", context, metadata)
+    feedback.pushInfo(f"Probability threshold {threshold:g} ({origin}).")
     return threshold
 
 
