@@ -29,7 +29,7 @@ from minesar.core.simulation.generate import simulate_dataset  # noqa: E402
 from minesar.core.simulation.interferograms import SimulationRecipe  # noqa: E402
 from minesar.models.checkpoint import load_detector, shipped_checkpoint  # noqa: E402
 from minesar.models.device import resolve_device  # noqa: E402
-from minesar.models.augment import mirrored_predict  # noqa: E402
+from minesar.models.augment import MirroredDetector  # noqa: E402
 from minesar.core.progress import SILENT  # noqa: E402
 from minesar.models.calibration import threshold_of  # noqa: E402
 from minesar.models.data import SubsidenceDataset  # noqa: E402
@@ -71,20 +71,19 @@ def main():
         path = shipped_checkpoint(name) or name
         model, metadata = load_detector(path, device)
         for mirrored in (False, True) if args.mirror else (False,):
-            if mirrored:
-                direct = model.predict
-                model.predict = lambda images, direct=direct: mirrored_predict(direct, images)
-            _report(name + (" + mirror" if mirrored else ""), model, metadata, path, folder, device, args.score)
+            _report(name + (" + mirror" if mirrored else ""), model, metadata, path, folder, device, args.score,
+                    mirrored)
 
 
-def _report(name, model, metadata, path, folder, device, score=None):
-    """The basin-level and seed 001 scores of ``model`` on the held-out set, printed."""
+def _report(name, model, metadata, path, folder, device, score=None, mirrored=False):
+    """The basin-level and seed 001 scores of ``model`` (seen mirrored too) on the held-out set, printed."""
     own = threshold_of(metadata) if score is None else score
     basin = DetectionEvaluator(score_threshold=own, **BASIN_RULE)
     at_half = DetectionEvaluator(score_threshold=0.5, **BASIN_RULE)
     papers = DetectionEvaluator(score_threshold=own, ignore_below_mm=None)
     started = time.perf_counter()
-    for images, predictions, targets in predict_batches(model, SubsidenceDataset(folder, "test"), 8, device, SILENT):
+    seen = MirroredDetector(model) if mirrored else model
+    for images, predictions, targets in predict_batches(seen, SubsidenceDataset(folder, "test"), 8, device, SILENT):
         for prediction, target in zip(predictions, targets):
             for evaluator in (basin, at_half, papers):
                 evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
