@@ -97,6 +97,8 @@ def _report(name, model, metadata, path, folder, device, score=None, mirrored=Fa
     print(f"basin level (IoU ≥ 0.25, {basin['iou_type']}) at score ≥ {own:g} ({origin}): P {basin['precision']:.3f}  "
           f"R {basin['recall']:.3f}  F1 {basin['F1']:.3f}  (TP {basin['TP']}, FP {basin['FP']}, FN {basin['FN']})  "
           f"MIoU {basin['MIoU']:.3f}  IoU(subsidence) {basin['IoU_subsidence']:.3f}")
+    print(f"  pixels counted under the basin rule (what only basins under 8 mm cover left out): "
+          f"MIoU {basin['MIoU_counted']:.3f}  IoU(subsidence) {basin['IoU_subsidence_counted']:.3f}")
     print(f"  at score ≥ 0.5: P {at_half['precision']:.3f}  R {at_half['recall']:.3f}  F1 {at_half['F1']:.3f}  "
           f"(TP {at_half['TP']}, FP {at_half['FP']}, FN {at_half['FN']})")
     print(f"seed 001 scores (IoU ≥ 0.5): P {papers['precision']:.3f}  R {papers['recall']:.3f}  "

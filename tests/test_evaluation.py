@@ -133,6 +133,28 @@ def test_basin_rule_ignores_shallow_basins_both_ways():
     assert r["precision"] == 0.5 and r["recall"] == 1.0
 
 
+def test_counted_pixels_leave_out_what_only_shallow_basins_cover():
+    shape = (32, 32)
+    truth = {"boxes": boxes([0, 0, 8, 8], [16, 16, 24, 24]),
+             "masks": square_masks(shape, (0, 0, 8, 8), (16, 16, 24, 24)).astype(np.uint8),
+             "depth_mm": np.array([50.0, 5.0])}
+    prediction = {"boxes": boxes([0, 0, 8, 8], [24, 0, 32, 8]), "scores": np.array([0.9, 0.8]),
+                  "masks": square_masks(shape, (0, 0, 8, 8), (24, 0, 32, 8))}
+    basin = DetectionEvaluator(**BASIN_RULE)
+    basin.add(prediction, truth, image_shape=shape)
+    r = basin.result()
+    # Every pixel: 64 found, 64 stray, the shallow basin's 64 missed. Counted: its 64 are left out.
+    assert r["IoU_subsidence"] == pytest.approx(64 / 192)
+    assert r["IoU_subsidence_counted"] == pytest.approx(64 / 128)
+    assert r["IoU_background_counted"] == pytest.approx((1024 - 64 - 128) / (1024 - 64 - 64))
+    # Boxes only: the filled boxes play the masks' part.
+    boxed = DetectionEvaluator(**{**BASIN_RULE, "iou_type": "box"})
+    boxed.add({k: v for k, v in prediction.items() if k != "masks"},
+              {k: v for k, v in truth.items() if k != "masks"}, image_shape=shape)
+    assert boxed.result()["IoU_subsidence_counted"] == pytest.approx(64 / 128)
+    assert "IoU_subsidence_counted" not in DetectionEvaluator().result()
+
+
 def test_detection_rate_by_depth_and_minimum_detectable_subsidence():
     evaluator = DetectionEvaluator(depth_bins_mm=(1, 4, 8, 150))
     evaluator.add({"boxes": boxes([10, 0, 20, 10], [20, 0, 30, 10], [30, 0, 40, 10]),

@@ -289,6 +289,32 @@ def test_segmentation_evaluator_counts_pixels_and_basins_by_the_rule():
     pixels = SegmentationEvaluator()
     pixels.add(probability, semantic=positive, owned=owned)
     assert pixels.result()["pixels"] == 200 and "F1" not in pixels.result()
+    assert "IoU_subsidence_counted" not in pixels.result()
+
+
+def test_counted_pixel_scores_leave_out_what_only_shallow_basins_cover():
+    truth = np.zeros((3, 20, 20), dtype=np.uint8)
+    truth[0, 2:10, 2:10] = 1    # 40 mm
+    truth[1, 6:14, 6:14] = 1    # 3 mm, partly under the deep one: the shared pixels stay counted
+    truth[2, 15:20, 0:5] = 1    # 5 mm, alone: neither truth nor background
+    probability = np.zeros((20, 20), dtype=np.float32)
+    probability[2:10, 2:10] = 0.9   # exactly the deep basin
+    probability[15:20, 0:2] = 0.9   # on the lone shallow one: no false alarm either
+    evaluator = SegmentationEvaluator()
+    evaluator.add(probability, truth_masks=truth, depth_mm=np.array([40.0, 3.0, 5.0]))
+    result = evaluator.result()
+    # Every pixel: the shallow basins' 48 + 25 pixels outside the deep one, less the 10 found, are misses.
+    assert result["IoU_subsidence"] == pytest.approx(74 / (74 + 48 + 15))
+    # Counted: the 64 deep pixels found, nothing else; the 48 + 25 shallow-only pixels are out.
+    assert result["IoU_subsidence_counted"] == 1.0
+    assert result["IoU_background_counted"] == 1.0 and result["MIoU_counted"] == 1.0
+    assert result["PA_counted"] == 1.0 and result["PA"] < 1.0
+    rows = dict(metric_rows({"task": "segmentation", **result}))
+    assert rows["IoU_subsidence_counted"] == 1.0
+    # Without the rule there is nothing to leave out, and no counted scores.
+    every = SegmentationEvaluator(ignore_below_mm=None)
+    every.add(probability, truth_masks=truth, depth_mm=np.array([40.0, 3.0, 5.0]))
+    assert "IoU_subsidence_counted" not in every.result()
 
 
 # --- Training, checkpoints, evaluation --------------------------------------------------------
