@@ -19,7 +19,7 @@ small scenes (320² with 3–4 patches of 0.1–0.8 ha, and 512² with the defau
 where pooled pixels cannot hide a missed small patch.
 
     .venv/bin/python bench/segmentation_accuracy.py [--models ecaunet minepatch_light] [--device auto]
-        [--scenes 8] [--threads 2]
+        [--scenes 8] [--threads 2] [--mirror]
 """
 import argparse
 import os
@@ -80,6 +80,9 @@ def main():
     parser.add_argument("--count", type=int, default=400, help="held-out interferogram tiles")
     parser.add_argument("--scenes", type=int, default=8, help="held-out GF-2 scenes")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mirror", action="store_true",
+                        help="also the scores with each tile seen mirrored and the probabilities averaged "
+                             "(segmentsubsidence's MIRROR, on there by default)")
     args = parser.parse_args()
 
     import torch
@@ -92,25 +95,27 @@ def main():
         optical = model.input_kind == "optical"
         folder = optical_held_out(args.scenes) if optical else held_out_folder(args.count)
         own = threshold_of(metadata)
-        for threshold in (own, 0.5) if own != 0.5 and not optical else (own,):
-            _report(name, path, model, metadata, folder, device, optical, threshold)
+        for mirror in (False, True) if args.mirror else (False,):
+            for threshold in (own, 0.5) if own != 0.5 and not optical else (own,):
+                _report(name, path, model, metadata, folder, device, optical, threshold, mirror)
 
 
-def _report(name, path, model, metadata, folder, device, optical, threshold):
+def _report(name, path, model, metadata, folder, device, optical, threshold, mirror):
     from minesar.models.evaluation import evaluate_segmenter
 
     started = time.perf_counter()
     scores = evaluate_segmenter(model, folder, "test", device=device, batch_size=8, threshold=threshold,
-                                normalisation=metadata.get("normalisation") if optical else None)
+                                normalisation=metadata.get("normalisation") if optical else None, mirror=mirror)
     seconds = time.perf_counter() - started
     minutes = metadata.get("training_wall_time_min", "?")
-    print(f"\n== {name}: {model.architecture} {model.config()} ({os.path.basename(path)}, trained {minutes} min "
-          f"on {metadata.get('hardware', '?')}); {seconds:.1f} s on {device}; probability ≥ {threshold:g}")
+    print(f"\n== {name}{' + mirror' if mirror else ''}: {model.architecture} {model.config()} "
+          f"({os.path.basename(path)}, trained {minutes} min on {metadata.get('hardware', '?')}); {seconds:.1f} s "
+          f"on {device}; probability ≥ {threshold:g}")
     print(f"pixels: PA {scores['PA']:.3f}  MIoU {scores['MIoU']:.3f}  IoU(background) {scores['IoU_background']:.3f}  "
           f"IoU({'mine patch' if optical else 'subsidence'}) {scores['IoU_subsidence']:.3f}  "
           f"precision {scores['pixel_precision']:.3f}  recall {scores['pixel_recall']:.3f}  "
           f"F1 {scores['pixel_F1']:.3f}")
-    if optical:
+    if optical and not mirror:
         small_scenes(model, metadata["normalisation"])
     if not optical:
         print(f"pixels counted under the basin rule (what only basins under 8 mm cover left out): "

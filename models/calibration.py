@@ -52,10 +52,11 @@ def best_threshold(rows: Sequence[Dict]) -> Dict:
 def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu", batch_size: int = 4,
                      mirror: bool = True, progress=None, candidates: Sequence[float] = CANDIDATES) -> Dict:
     """Basin-level precision, recall and F1 of ``model`` on ``split`` at every candidate threshold
-    (one pass over the images), and the chosen threshold. Detectors are seen as detectsubsidence
-    sees them by default: with ``mirror`` the tile is also seen mirrored (models/augment.py), which
-    halves the score of a basin one view misses, so the threshold is chosen for that setting."""
-    from .augment import MirroredDetector
+    (one pass over the images), and the chosen threshold. Networks are seen as detectsubsidence and
+    segmentsubsidence see them by default: with ``mirror`` the tile is also seen mirrored
+    (models/augment.py), which halves the score of a basin one view misses, so the threshold is
+    chosen for that setting."""
+    from .augment import mirrored
     from .data import SubsidenceDataset
 
     progress = progress or SILENT
@@ -65,16 +66,16 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
     dataset = SubsidenceDataset(dataset_folder, split, augment=False)
     if len(dataset) == 0:
         raise MineSARError(f"{dataset_folder}: the '{split}' split has no images to calibrate the threshold on.")
+    seen = mirrored(model) if mirror else model
     if task == "detection":
         evaluators = {t: DetectionEvaluator(score_threshold=t, **BASIN_RULE) for t in candidates}
-        seen = MirroredDetector(model) if mirror else model
         for images, predictions, targets in predict_batches(seen, dataset, batch_size, device, progress):
             for prediction, target in zip(predictions, targets):
                 for evaluator in evaluators.values():
                     evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
     else:
         evaluators = {t: SegmentationEvaluator(threshold=t) for t in candidates}
-        for _, probabilities, targets in predict_batches(model, dataset, batch_size, device, progress):
+        for _, probabilities, targets in predict_batches(seen, dataset, batch_size, device, progress):
             for probability, target in zip(probabilities.float().cpu().numpy(), targets):
                 for evaluator in evaluators.values():
                     evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))
@@ -93,7 +94,7 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
             "dataset": os.path.basename(os.path.normpath(dataset_folder)),  # no machine path in shipped weights
             "criterion": (f"basin-level F1 (IoU ≥ {BASIN_RULE['iou_threshold']:g}, basins under "
                           f"{BASIN_RULE['ignore_below_mm']:g} mm ignored), centre of the best three neighbours"),
-            **({"mirror": bool(mirror)} if task == "detection" else {}),
+            "mirror": bool(mirror),
             "sweep": rows}
 
 

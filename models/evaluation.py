@@ -329,6 +329,7 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
             evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
     result = evaluator.result()
     result["split"] = split
+    result["mirror"] = bool(mirror)
     return result
 
 
@@ -468,13 +469,14 @@ class SegmentationEvaluator:
 
 def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", batch_size: int = 4,
                        threshold: float = MASK_PROBABILITY, normalisation: Optional[Dict] = None,
-                       progress=None, tile_size: Optional[int] = None) -> Dict:
+                       progress=None, tile_size: Optional[int] = None, mirror: bool = False) -> Dict:
     """Run a segmenter's ``predict`` over a split and score it (``SegmentationEvaluator``).
 
     Phase networks read an interferogram dataset (whole images; pixels and the basin-level rule).
     Optical networks read a folder of scenes in tiles that share the pixels out (pixels only) and
     need the checkpoint's ``normalisation`` (metadata["normalisation"]); ``tile_size`` defaults to
-    256 (pass metadata["tile_size"]).
+    256 (pass metadata["tile_size"]). With ``mirror`` each image is also seen mirrored and the two
+    probabilities averaged, as segmentsubsidence's MIRROR does.
     """
     from ..core.errors import MineSARError
     from ..core.progress import SILENT
@@ -494,6 +496,10 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     if len(dataset) == 0:
         raise MineSARError(f"{folder}: the '{split}' split has no images.")
     evaluator = SegmentationEvaluator(threshold=threshold)
+    if mirror:
+        from .augment import MirroredSegmenter
+
+        model = MirroredSegmenter(model)
     for _, probabilities, targets in predict_batches(model, dataset, batch_size, device, progress):
         for probability, target in zip(probabilities.float().cpu().numpy(), targets):
             if "masks" in target:
@@ -504,6 +510,7 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     result["task"] = "segmentation"
     result["split"] = split
     result["input_kind"] = getattr(model, "input_kind", "phase")
+    result["mirror"] = bool(mirror)
     if result["input_kind"] == "optical":
         result["scenes"] = dataset.scene_count
     return result

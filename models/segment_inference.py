@@ -83,9 +83,11 @@ def segment_to_rasters(
     threshold: float = 0.5,
     tags: Optional[Dict[str, str]] = None,
     progress: Progress = SILENT,
+    mirror: bool = False,
 ) -> SegmentationRun:
     """Probability (float32, NaN = no data) and mask (1 ≥ ``threshold``, 0 below, 255 no data)
-    rasters of ``model`` over a ``width`` × ``height`` raster read by ``read_tile``."""
+    rasters of ``model`` over a ``width`` × ``height`` raster read by ``read_tile``; with ``mirror``
+    each tile's probability is the mean of it and its mirror image's (models/augment.py)."""
     if not 0.0 < threshold < 1.0:
         raise MineSARError(f"Threshold {threshold}: use a probability strictly between 0 and 1.")
     if batch_size < 1:
@@ -93,6 +95,10 @@ def segment_to_rasters(
     windows = overlapping_windows(width, height, tile_size, overlap)
     started = time.perf_counter()
     counts = {"skipped": 0, "positive": 0}
+    if mirror:
+        from .augment import MirroredSegmenter
+
+        model = MirroredSegmenter(model)
     model.eval()
     tags = dict(tags or {})
     if geotransform is not None and (geotransform[2] or geotransform[4]):

@@ -58,9 +58,10 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
         "percentiles; every pixel is counted once.\n\n"
         "SCORE_THRESHOLD left empty is the checkpoint's own threshold: the one minesar:trainmodel chose on "
         "the val split for the best basin-level F1 (for detectors with mirrored views, as detectsubsidence "
-        "runs by default; advanced MIRROR makes this evaluation see them so too), else 0.5. MIRROR (detectors, "
-        "off by default as in the papers): each image is also seen mirrored and the two answers fused, as "
-        "detectsubsidence does.\n\n"
+        "runs by default; advanced MIRROR makes this evaluation see them so too), else 0.5. MIRROR (off by "
+        "default as in the papers): each image is also seen mirrored and the two answers fused, as "
+        "detectsubsidence and segmentsubsidence do (boxes fused for detectors, probabilities averaged "
+        "for segmenters).\n\n"
         "OUTPUT: a table (metric, value); REPORT: the same with the settings as JSON (or HTML if named "
         "\".html\"). PRECISION, RECALL, F1: basin level for detectors and subsidence segmenters, pixel level "
         "for mine-patch networks."
@@ -84,7 +85,7 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
         rule.setFlags(rule.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(rule)
         mirror = QgsProcessingParameterBoolean(
-            "MIRROR", "Detectors: also see each image mirrored, as detectsubsidence does by default",
+            "MIRROR", "Also see each image mirrored, as detectsubsidence and segmentsubsidence do by default",
             defaultValue=False)
         mirror.setFlags(mirror.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(mirror)
@@ -128,7 +129,8 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
                 metrics = evaluate_segmenter(model, folder, split, device=device, batch_size=batch_size,
                                              threshold=score_threshold,
                                              normalisation=metadata.get("normalisation") if optical else None,
-                                             progress=progress_for(feedback), tile_size=metadata.get("tile_size"))
+                                             progress=progress_for(feedback), tile_size=metadata.get("tile_size"),
+                                             mirror=self.parameterAsBool(parameters, "MIRROR", context))
                 metrics["training_time_s"] = metadata.get("training", {}).get("wall_time_s")
             else:
                 metrics = evaluate_model(model, folder, split, device=device, batch_size=batch_size,
@@ -147,12 +149,12 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             feature.setAttributes([name, number])
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
             lines.append(f"{name:>28}: {'n/a' if number is None else f'{number:.4f}'}")
+        seen = "; each image also seen mirrored" if metrics.get("mirror") else ""
         if segmenter:
             rule = (f"basins: IoU ≥ {metrics['iou_threshold']:g}, under {metrics['ignore_below_mm']:g} mm ignored"
                     if "iou_threshold" in metrics else "pixels only")
-            feedback.pushInfo(f"probability ≥ {metrics['threshold']:g}; {rule}\n" + "\n".join(lines))
+            feedback.pushInfo(f"probability ≥ {metrics['threshold']:g}; {rule}{seen}\n" + "\n".join(lines))
         else:
-            seen = "; each image also seen mirrored" if metrics.get("mirror") else ""
             feedback.pushInfo(f"IoU: {metrics['iou_type']}, score ≥ {metrics['score_threshold']:g}, IoU ≥ "
                               f"{metrics['iou_threshold']:g}{seen}\n" + "\n".join(lines))
 

@@ -29,13 +29,16 @@ class SegmentMinePatchesAlgorithm(MineSARAlgorithm):
         "present), cpu or cuda:N.\n"
         "Tiles of TILE_SIZE overlapping by OVERLAP pixels are blended (weights fading to inner tile edges), "
         "so patches show no seams. Pixels zero in every band (outside the orthophoto's footprint) are no "
-        "data. OUTPUT_MASK: 1 mine, 0 not, 255 no data."
+        "data. OUTPUT_MASK: 1 mine, 0 not, 255 no data.\n"
+        "MIRROR (advanced, off by default): each tile is also seen mirrored and the two probabilities "
+        "averaged. On held-out scenes it moved the shipped network's pixel F1 only from 0.967 to 0.969, "
+        "at twice the time."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "GF-2 orthophoto"))
         add_segmentation_parameters(self, "minepatch_light", "Model (minepatch_light, minepatch or a checkpoint path)",
-                                    "Mine-patch mask", "Preliminary mine patches")
+                                    "Mine-patch mask", "Preliminary mine patches", mirror_by_default=False)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Segmentation")

@@ -34,13 +34,17 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
         "shows (a network is least sure at a tile's edge). No-data areas stay no data. OUTPUT_MASK: 1 where "
         "the probability reaches THRESHOLD, 0 below, 255 no data; OUTPUT_POLYGONS trace its zones "
         "(8-connected). THRESHOLD left empty is the checkpoint's own: the best basin-level F1 on its "
-        "training data's val split when minesar:trainmodel calibrated it, else 0.5."
+        "training data's val split when minesar:trainmodel calibrated it, else 0.5.\n"
+        "MIRROR (advanced, on by default): each tile is also seen mirrored left–right and the two "
+        "probabilities averaged; a zone only one view believes in falls to half its probability. On the "
+        "held-out set this raised the shipped ECA-UNet's basin-level precision from 0.852 to 0.891 "
+        "(F1 0.804 → 0.816) at twice the time. Calibration chooses thresholds with it on."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Interferogram"))
         add_segmentation_parameters(self, "ecaunet", f"Model ({', '.join(SUBSIDENCE_MODELS)} or a checkpoint path)",
-                                    "Subsidence mask", "Subsidence zones")
+                                    "Subsidence mask", "Subsidence zones", mirror_by_default=True)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Segmentation")

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
@@ -28,7 +29,7 @@ from .preprocessing_common import geotiff_output, raster_path
 
 
 def add_segmentation_parameters(algorithm, default_model: str, model_help: str, mask_label: str,
-                                zones_label: str) -> None:
+                                zones_label: str, mirror_by_default: bool) -> None:
     number = QgsProcessingParameterNumber
     algorithm.addParameter(QgsProcessingParameterString("MODEL", model_help, defaultValue=default_model))
     algorithm.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda:N)", defaultValue="auto"))
@@ -40,6 +41,10 @@ def add_segmentation_parameters(algorithm, default_model: str, model_help: str, 
     batch = number("BATCH_SIZE", "Tiles per batch", defaultValue=4, minValue=1, maxValue=256)
     batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     algorithm.addParameter(batch)
+    mirror = QgsProcessingParameterBoolean("MIRROR", "Also look at each tile mirrored (fewer false alarms, "
+                                           "twice the time)", defaultValue=mirror_by_default)
+    mirror.setFlags(mirror.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    algorithm.addParameter(mirror)
     algorithm.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_PROBABILITY", "Probability"))
     algorithm.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_MASK", mask_label))
     algorithm.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POLYGONS", zones_label,
@@ -133,13 +138,16 @@ def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, 
     from ..core.probability_zones import zones
     from ..models.segment_inference import segment_to_rasters
 
+    mirror = algorithm.parameterAsBool(parameters, "MIRROR", context)
+    if mirror:
+        settings.progress.info("Each tile is also seen mirrored; the probability is the mean of both views.")
     run = segment_to_rasters(
         reader, width, height, model, device, settings.probability, settings.mask, geotransform, crs_wkt,
         tile_size=settings.tile, overlap=algorithm.parameterAsInt(parameters, "OVERLAP", context),
         batch_size=algorithm.parameterAsInt(parameters, "BATCH_SIZE", context),
         threshold=threshold,
         tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(settings.path)},
-        progress=settings.progress.span(0.0, 0.9))
+        progress=settings.progress.span(0.0, 0.9), mirror=mirror)
     return run, zones(settings.mask, settings.probability, progress=settings.progress.span(0.9, 1.0))
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chooses a checkpoint's decision threshold on a dataset split and stores it in the checkpoint
-(models/calibration.py: the best basin-level F1, detectors seen mirrored as detectsubsidence sees
-them). Training does this by itself; this is for checkpoints trained before it did, or to
+(models/calibration.py: the best basin-level F1, networks seen mirrored as detectsubsidence and
+segmentsubsidence see them by default). Training does this by itself; this is for checkpoints trained before it did, or to
 calibrate on other labelled data.
 
     .venv/bin/python scripts/calibrate_threshold.py CHECKPOINT DATASET_FOLDER [--split val] [--threads 1]
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
 
 from minesar.core.progress import Progress  # noqa: E402
-from minesar.models.calibration import calibrated_metadata  # noqa: E402
+from minesar.models.calibration import METADATA_KEY, calibrated_metadata  # noqa: E402
 from minesar.models.checkpoint import load_model, read_checkpoint, save_checkpoint  # noqa: E402
 
 
@@ -37,8 +37,9 @@ def main():
     entries = calibrated_metadata(model, args.dataset, "cpu", args.batch, Progress(info=print), split=args.split)
     if entries is None:
         sys.exit(f"{args.dataset}: no '{args.split}' split to calibrate on.")
-    if "score_threshold" not in entries:  # nothing found at any threshold: an older choice is stale
-        metadata.pop("score_threshold", None)
+    key = METADATA_KEY[metadata.get("task", "detection")]
+    if key not in entries:  # nothing found at any threshold: an older choice is stale
+        metadata.pop(key, None)
     save_checkpoint(args.checkpoint, model, {**metadata, **entries}, half=half)
     calibration = entries["threshold_calibration"]
     for row in calibration["sweep"]:

@@ -1,9 +1,15 @@
-"""Mirror test-time augmentation (models/augment.py): fusion of the views' boxes, by construction."""
+"""Mirror test-time augmentation (models/augment.py): fusion of the views, by construction."""
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from minesar.models.augment import fuse, mirrored_predict  # noqa: E402
+from minesar.models.augment import (  # noqa: E402
+    MirroredDetector,
+    MirroredSegmenter,
+    fuse,
+    mirrored,
+    mirrored_predict,
+)
 
 
 def _prediction(boxes, scores, masks=None):
@@ -81,3 +87,29 @@ def test_a_mirror_equivariant_detector_answers_as_without_mirror():
 
     fused = mirrored_predict(left_only, images)[0]
     assert fused["scores"].tolist() == pytest.approx([0.45])
+
+
+class _LeftHalfSegmenter:
+    """Probability 1 on a tile's left half, 0 on its right half, whatever the image."""
+    task, input_kind = "segmentation", "phase"
+
+    def predict(self, images):
+        probability = torch.zeros(images.shape[0], *images.shape[-2:])
+        probability[..., : images.shape[-1] // 2] = 1.0
+        return probability
+
+
+def test_a_mirrored_segmenter_averages_the_two_views():
+    images = torch.zeros((2, 2, 8, 10))
+    seen = mirrored(_LeftHalfSegmenter())
+    assert isinstance(seen, MirroredSegmenter) and seen.input_kind == "phase" and seen.task == "segmentation"
+    # Each half is believed by one view only: half the probability everywhere.
+    assert torch.allclose(seen.predict(images), torch.full((2, 8, 10), 0.5))
+
+
+def test_mirrored_picks_the_view_by_task():
+    class Detector:
+        task = "detection"
+
+    assert isinstance(mirrored(Detector()), MirroredDetector)
+    assert isinstance(mirrored(_LeftHalfSegmenter()), MirroredSegmenter)

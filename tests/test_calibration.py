@@ -130,3 +130,44 @@ def test_an_optical_network_is_not_calibrated_on_basins(tmp_path):
 
     with pytest.raises(MineSARError, match="optical networks keep 0.5"):
         sweep_thresholds(build_model("minepatch_light"), str(tmp_path))
+
+
+class SegmentingOracle(Oracle):
+    """A segmenter that knows the truth: 0.93 on the basins, and a 0.75 false alarm in the top-left
+    corner that the mirrored view does not repeat (so averaging the views halves it to 0.375)."""
+
+    task, input_kind = "segmentation", "phase"
+
+    def predict(self, images):
+        maps = []
+        for image in images:
+            mirrored = not any(torch.equal(known, image) for known, _ in self.known)
+            target = next(t for known, t in self.known if torch.equal(known.flip(-1) if mirrored else known, image))
+            probability = torch.as_tensor(target["masks"]).bool().any(0).float() * 0.93
+            if mirrored:
+                probability = probability.flip(-1)
+            else:
+                probability[:5, :5] = 0.75
+            maps.append(probability)
+        return torch.stack(maps)
+
+
+def test_segmenters_are_calibrated_and_evaluated_with_mirrored_views(tmp_path):
+    from minesar.models.evaluation import evaluate_segmenter
+
+    folder = str(tmp_path / "ds")
+    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 1), subsidence_mm=(30.0, 120.0),
+                              distractor_share=0.0)
+    simulate_dataset(folder, recipe, count=6, seed=3, split_fractions={"train": 0.5, "val": 0.5})
+    oracle = SegmentingOracle(SubsidenceDataset(folder, "val"))
+    # The false alarm's corner is clear of every basin in this set (seed 3), so it is one on its own.
+    assert not any(torch.as_tensor(t["masks"]).bool()[:, :5, :5].any() for _, t in oracle.known)
+    once = sweep_thresholds(oracle, folder, "val", mirror=False)
+    assert once["threshold"] == 0.85 and once["F1"] == 1.0 and once["mirror"] is False
+    both = sweep_thresholds(oracle, folder, "val")  # as segmentsubsidence runs by default
+    assert both["mirror"] is True and both["F1"] == 1.0
+    assert both["threshold"] == 0.45  # 0.40-0.90 separate now; 0.35 lets the halved false alarm in
+    plain = evaluate_segmenter(oracle, folder, "val", threshold=0.5)
+    averaged = evaluate_segmenter(oracle, folder, "val", threshold=0.5, mirror=True)
+    assert (plain["FP"], averaged["FP"]) == (3, 0) and plain["TP"] == averaged["TP"] == 3
+    assert averaged["mirror"] is True and plain["mirror"] is False

@@ -314,7 +314,7 @@ def test_install_command_on_windows_macos_and_in_a_virtual_environment():
     assert environment.torch_install_command().startswith(sys.executable)
 
 
-def test_advanced_offers_the_mirror_switch_of_detection(minesar_provider, make_dock):
+def test_advanced_offers_the_mirror_switch_with_each_algorithms_default(minesar_provider, make_dock):
     dock = make_dock()
     dock.set_task(DETECT)
     mirror = dock.tuning_widget("MIRROR")
@@ -322,7 +322,11 @@ def test_advanced_offers_the_mirror_switch_of_detection(minesar_provider, make_d
     mirror.setChecked(False)
     assert dock.tuning()["MIRROR"] is False
     dock.set_task(SEGMENT)
-    assert "MIRROR" not in dock.tuning()  # segmentation has no such parameter
+    assert dock.tuning_widget("MIRROR").isChecked() and dock.tuning()["MIRROR"] is True
+    dock.set_task("minesar:segmentminepatches")
+    assert not dock.tuning_widget("MIRROR").isChecked() and dock.tuning()["MIRROR"] is False
+    dock.set_task(REFINE)
+    assert "MIRROR" not in dock.tuning()  # refinement runs no network
 
 
 def test_thresholds_start_at_the_models_own_and_are_passed_only_when_set(minesar_provider, make_dock):

@@ -42,6 +42,7 @@ def test_a_whole_interferogram_is_segmented_without_seams(run_algorithm, ecaunet
     dataset.GetRasterBand(1).WriteArray(phase)
     dataset = None
     result = run("segmentsubsidence", {"INPUT": scene, "MODEL": ecaunet, "TILE_SIZE": 64, "OVERLAP": 16,
+                                       "MIRROR": False,
                                        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_MASK": str(tmp_path / "m.tif"),
                                        "OUTPUT_POLYGONS": str(tmp_path / "zones.gpkg")})
     probability = gdal.Open(result["OUTPUT_PROBABILITY"])
@@ -68,15 +69,25 @@ def test_a_whole_interferogram_is_segmented_without_seams(run_algorithm, ecaunet
     assert np.all(p[valid] >= low[valid] - 1e-5) and np.all(p[valid] <= high[valid] + 1e-5)
     found = mask == 1
     # One tile larger than the raster: exactly the network's answer on the padded scene.
-    whole = run("segmentsubsidence", {"INPUT": scene, "MODEL": ecaunet, "TILE_SIZE": 192, "OVERLAP": 0,
-                                      "OUTPUT_PROBABILITY": str(tmp_path / "p1.tif"), "OUTPUT_MASK": str(tmp_path / "m1.tif"),
-                                      "OUTPUT_POLYGONS": str(tmp_path / "zones1.gpkg")})
-    padded = np.zeros((2, 192, 192), np.float32)
-    padded[:, :150, :190] = encoded
+    single_tile = {"INPUT": scene, "MODEL": ecaunet, "TILE_SIZE": 192, "OVERLAP": 0, "MIRROR": False,
+                   "OUTPUT_PROBABILITY": str(tmp_path / "p1.tif"), "OUTPUT_MASK": str(tmp_path / "m1.tif"),
+                   "OUTPUT_POLYGONS": str(tmp_path / "zones1.gpkg")}
+    whole = run("segmentsubsidence", single_tile)
+    padded = torch.zeros((1, 2, 192, 192))
+    padded[0, :, :150, :190] = torch.from_numpy(encoded)
     with torch.no_grad():
-        direct = model.predict(torch.from_numpy(padded)[None])[0].numpy()[:150, :190]
+        direct = model.predict(padded)[0].numpy()
+        mirrored = model.predict(padded.flip(-1))[0].flip(-1).numpy()
     single = gdal.Open(whole["OUTPUT_PROBABILITY"]).ReadAsArray()
-    assert np.allclose(single[valid], direct[valid], atol=1e-5) and np.all(np.isnan(single[~valid]))
+    assert np.allclose(single[valid], direct[:150, :190][valid], atol=1e-5) and np.all(np.isnan(single[~valid]))
+    # MIRROR (the default): the mean of the tile's answer and its mirror image's, where they differ.
+    both = run("segmentsubsidence", dict(single_tile, MIRROR=True, OUTPUT_PROBABILITY=str(tmp_path / "p2.tif"),
+                                         OUTPUT_MASK=str(tmp_path / "m2.tif"),
+                                         OUTPUT_POLYGONS=str(tmp_path / "zones2.gpkg")))
+    averaged = gdal.Open(both["OUTPUT_PROBABILITY"]).ReadAsArray()
+    expected = ((direct + mirrored) / 2)[:150, :190]
+    assert np.abs(direct - mirrored).max() > 0.05
+    assert np.allclose(averaged[valid], expected[valid], atol=1e-5)
     layer = QgsVectorLayer(result["OUTPUT_POLYGONS"], "zones", "ogr")
     features = list(layer.getFeatures())
     assert len(features) == result["ZONES"] >= 1
