@@ -27,7 +27,8 @@ fifth Light YOLO-Basin run's '{"atmosphere_mm": 6.5, "radius_m": [90.0, 450.0], 
 "distractor_share": 0.55}' — still narrower than bench/detection_accuracy.py's held-out ranges.
 
 ``--minutes`` sizes the schedule to a wall-time budget (0 = no budget) from the speed of 20 probe
-iterations, or ``--iterations`` sets it; past 1.15 × the budget the run stops and keeps its weights.
+iterations (the first 5 not timed: start-up made them several times slower), planning 90 % of it, or
+``--iterations`` sets it; past 1.15 × the budget the run stops and keeps its weights.
 """
 import argparse
 import dataclasses

@@ -379,3 +379,27 @@ def test_images_without_basins_load_with_empty_targets(tmp_path):
         image, target = SubsidenceDataset(str(folder), "test", augment=augment)[0]
         assert image.shape == (2, SIZE, SIZE)
         assert target["boxes"].shape == (0, 4) and target["masks"].shape == (0, SIZE, SIZE)
+
+
+def test_a_budget_is_planned_from_the_steps_after_warm_up(monkeypatch, tmp_path):
+    """A probe whose first steps are slow (data loading, first allocations, a GPU starting) must
+    not plan the run short: here 30 s of start-up, then 2 s a step, so 10 minutes hold 0.9 × 300."""
+    from minesar.models import training
+
+    clock = {"now": 0.0}
+    calls = {}
+
+    def scripted_train(model, folder, epochs, max_iterations, progress, **options):
+        calls.update(epochs=epochs, max_iterations=max_iterations, calibrate=options["calibrate"])
+        clock["now"] += 30.0  # start-up before the first step
+        for step in range(1, max_iterations + 1):
+            clock["now"] += 2.0 if step > 1 else 10.0  # the first step is slow too
+            progress.update(step / max_iterations)
+
+    monkeypatch.setattr(training, "train", scripted_train)
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock["now"])
+    steps = training.steps_within(10.0, torch.nn.Linear(1, 1), str(tmp_path), 4, 1e-3, str(tmp_path / "probe.pt"))
+    assert steps == int(training.STEP_MARGIN * 600 / 2.0) == 270
+    # Enough epochs that a split smaller than the probe still gives every step; no calibration.
+    assert calls == {"epochs": 20, "max_iterations": 20, "calibrate": False}
+    # Timing the whole probe, as before, would have planned 600 / ((30 + 10 + 19 × 2) / 20) = 153.
