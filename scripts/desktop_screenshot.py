@@ -6,7 +6,9 @@ time series of the simulated stack, and two mines' series plotted in the Time se
 mouse clicks of its map tool on the canvas. Saves a grab of the main window and a JSON summary of
 what was on screen, then quits.
 
-Environment: MINESAR_SHOT (PNG path, required), MINESAR_SHOT_WORK (a scratch folder).
+Environment: MINESAR_SHOT (PNG path, required), MINESAR_SHOT_WORK (a scratch folder),
+MINESAR_SHOT_TASK (the dock's task and model, default "minesar:detectsubsidence yolobasin"; e.g.
+"minesar:segmentsubsidence ecaunet" maps the pair with the segmenter instead).
 """
 import json
 import os
@@ -20,6 +22,7 @@ from qgis.utils import iface, loadPlugin, plugins, startPlugin
 SHOT = os.environ["MINESAR_SHOT"]
 WORK = os.environ.get("MINESAR_SHOT_WORK", os.path.join(os.path.dirname(SHOT), "desktop-work"))
 ROOT = os.environ["MINESAR_ROOT"]
+TASK, MODEL = os.environ.get("MINESAR_SHOT_TASK", "minesar:detectsubsidence yolobasin").split()
 summary = {"errors": []}
 _timers = []  # QTimers must outlive this module's execution
 
@@ -85,8 +88,8 @@ def enable_plugin():
 
     dock = plugin.run_dock
     dock.show()
-    dock.set_task("minesar:detectsubsidence")
-    dock.set_model("yolobasin")
+    dock.set_task(TASK)
+    dock.set_model(MODEL)
     dock.set_device("cpu")
     dock.set_checked(phase, True)
     dock.run_button.click()
@@ -101,9 +104,11 @@ def wait_for_detection(dock, series, phase, waited):
         later(500, lambda: wait_for_detection(dock, series, phase, waited + 500))
         return
     summary["dock_status"] = dock.status_label.text()
-    detections = [l for l in QgsProject.instance().mapLayers().values() if l.name().endswith("subsidence basins")]
-    summary["detections"] = {l.name(): {"features": l.featureCount(), "renderer": l.renderer().type()}
-                             for l in detections}
+    detections = [l for l in QgsProject.instance().mapLayers().values()
+                  if l.name().endswith(("subsidence basins", "subsidence zones", "subsidence probability"))]
+    summary["detections"] = {l.name(): {"features": l.featureCount() if isinstance(l, QgsVectorLayer) else None,
+                                        "renderer": l.renderer().type()} for l in detections}
+    summary["dock_log"] = dock.log.toPlainText().splitlines()[-12:]
     canvas = iface.mapCanvas()
     canvas.setDestinationCrs(phase.crs())
     canvas.setExtent(phase.extent())
