@@ -11,6 +11,11 @@ user leaves the threshold empty.
 The choice is the centre of the best run of three neighbouring thresholds (mean F1), not the
 single best: a validation set of a few hundred tiles moves F1 by ±0.005 between neighbours, and a
 plateau's centre is the value least likely to be on the edge of a cliff.
+
+A detector's box NMS IoU can be chosen the same way (``nms_candidates``; the threshold sweep is run
+at each and the best F1 wins). It is stored in the network's own config, so the checkpoint rebuilds
+with it. A lower IoU drops more of the near-duplicate boxes that a network trained from scratch
+puts around one basin; too low a one drops a neighbouring basin.
 """
 import os
 from typing import Dict, Optional, Sequence
@@ -23,6 +28,7 @@ from ..core.reports import json_safe
 from .evaluation import BASIN_RULE, DetectionEvaluator, SegmentationEvaluator, predict_batches
 
 CANDIDATES = tuple(round(0.05 * step, 2) for step in range(2, 20))  # 0.10, 0.15 … 0.95
+NMS_CANDIDATES = (0.3, 0.4, 0.5)
 FALLBACK_THRESHOLD = 0.5
 METADATA_KEY = {"detection": "score_threshold", "segmentation": "threshold"}
 
@@ -98,18 +104,44 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
             "sweep": rows}
 
 
+def sweep_nms(model, dataset_folder: str, split: str = "val", device="cpu", batch_size: int = 4,
+              progress=None, nms_candidates: Sequence[float] = NMS_CANDIDATES, mirror: bool = True) -> Dict:
+    """``sweep_thresholds`` at each box NMS IoU of a detector; the one whose chosen threshold gives
+    the best F1 (ties: the highest IoU, the torchvision default's side) is left set on ``model``
+    and returned with ``nms_iou`` and, under ``nms_sweep``, each IoU's choice."""
+    if getattr(model, "task", "detection") != "detection":
+        raise MineSARError("Only detectors have a box NMS IoU to calibrate.")
+    progress = progress or SILENT
+    candidates = sorted(nms_candidates, reverse=True)
+    results = []
+    for index, iou in enumerate(candidates):
+        model.set_nms_iou(iou)
+        span = progress.span(index / len(candidates), (index + 1) / len(candidates))
+        results.append((iou, sweep_thresholds(model, dataset_folder, split, device, batch_size, mirror, span)))
+    best_iou, best = max(results, key=lambda item: round(item[1]["F1"] or 0.0, 6))
+    model.set_nms_iou(best_iou)
+    return {**best, "nms_iou": best_iou,
+            "nms_sweep": [{"nms_iou": iou, "threshold": r["threshold"], "F1": r["F1"], "precision": r["precision"],
+                           "recall": r["recall"]} for iou, r in results]}
+
+
 def calibrated_metadata(model, dataset_folder: str, device="cpu", batch_size: int = 4, progress=None,
-                        split: str = "val") -> Optional[Dict]:
+                        split: str = "val", nms_candidates: Optional[Sequence[float]] = None) -> Optional[Dict]:
     """Metadata entries that store the calibrated threshold (the value under its task's key, the
     sweep under ``threshold_calibration``). Without such a split there is nothing; where no
     threshold finds a single basin (an untrained network) only the sweep is kept, as evidence, and
-    the threshold stays the default: the lowest candidate would pass every guess."""
+    the threshold stays the default: the lowest candidate would pass every guess. With
+    ``nms_candidates`` a detector's box NMS IoU is chosen too (``sweep_nms``) and left set on it:
+    save the checkpoint from ``model`` so that its config carries it."""
     from .data import SubsidenceDataset
 
     if len(SubsidenceDataset(dataset_folder, split, augment=False)) == 0:
         return None
-    calibration = sweep_thresholds(model, dataset_folder, split, device, batch_size, progress=progress)
     task = getattr(model, "task", "detection")
+    if nms_candidates and task == "detection":
+        calibration = sweep_nms(model, dataset_folder, split, device, batch_size, progress, nms_candidates)
+    else:
+        calibration = sweep_thresholds(model, dataset_folder, split, device, batch_size, progress=progress)
     if not calibration["F1"]:
         return {"threshold_calibration": {**calibration, "threshold": None}}
     return {METADATA_KEY[task]: calibration["threshold"], "threshold_calibration": calibration}

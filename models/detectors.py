@@ -53,3 +53,7 @@ class DetectorMixin:
 
     def config(self) -> dict:
         raise NotImplementedError
+
+    def set_nms_iou(self, iou: float) -> None:
+        """The IoU above which the lower-scored of two boxes is dropped (kept in ``config()``)."""
+        raise NotImplementedError

@@ -88,7 +88,7 @@ class MaskRCNNDetector(nn.Module, DetectorMixin):
     has_masks = True
 
     def __init__(self, backbone: str = "resnet50", tile_size: int = 256, detections_per_image: int = 100,
-                 score_floor: float = 0.01):
+                 score_floor: float = 0.01, nms_iou: float = 0.5):
         super().__init__()
         self.backbone_name = backbone
         self.tile_size = int(tile_size)
@@ -115,12 +115,17 @@ class MaskRCNNDetector(nn.Module, DetectorMixin):
             # A low floor rather than torchvision's 0.05: AP needs the low-score tail; callers threshold.
             box_score_thresh=self.score_floor,
             box_detections_per_img=self.detections_per_image,
+            box_nms_thresh=float(nms_iou),
         )
         self.net.transform = _KeepSizeTransform(self.tile_size, self.tile_size, IMAGE_MEAN, IMAGE_STD)
 
     def config(self) -> dict:
         return {"backbone": self.backbone_name, "tile_size": self.tile_size,
-                "detections_per_image": self.detections_per_image, "score_floor": self.score_floor}
+                "detections_per_image": self.detections_per_image, "score_floor": self.score_floor,
+                "nms_iou": self.net.roi_heads.nms_thresh}
+
+    def set_nms_iou(self, iou: float) -> None:
+        self.net.roi_heads.nms_thresh = float(iou)
 
     def forward(self, images, targets=None):
         return self.net(list(images), targets)

@@ -220,6 +220,9 @@ class LightYoloBasin(nn.Module, DetectorMixin):
     def config(self) -> dict:
         return dict(self._config)
 
+    def set_nms_iou(self, iou: float) -> None:
+        self._config["nms_iou"] = float(iou)
+
     def forward(self, images: torch.Tensor) -> List[torch.Tensor]:
         """Raw head outputs, one [N, 5, H/s, W/s] per stride s in STRIDES."""
         height, width = images.shape[-2:]

@@ -5,6 +5,10 @@ segmentsubsidence see them by default). Training does this by itself; this is fo
 calibrate on other labelled data.
 
     .venv/bin/python scripts/calibrate_threshold.py CHECKPOINT DATASET_FOLDER [--split val] [--threads 1]
+        [--nms 0.3 0.4 0.5]
+
+``--nms`` (detectors): the threshold sweep is run at each box NMS IoU and the best F1 wins; the IoU
+is stored in the checkpoint's config (models/calibration.py, ``sweep_nms``).
 
 The weights are written back unchanged, in the precision they were stored in (fp16 stays fp16).
 """
@@ -28,13 +32,16 @@ def main():
     parser.add_argument("--split", default="val")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--nms", type=float, nargs="+", default=None,
+                        help="detectors: box NMS IoUs to choose from along with the threshold")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     half = any(t.dtype == torch.float16 for t in read_checkpoint(args.checkpoint)["state_dict"].values())
     model, metadata = load_model(args.checkpoint, "cpu")
-    entries = calibrated_metadata(model, args.dataset, "cpu", args.batch, Progress(info=print), split=args.split)
+    entries = calibrated_metadata(model, args.dataset, "cpu", args.batch, Progress(info=print), split=args.split,
+                                  nms_candidates=args.nms)
     if entries is None:
         sys.exit(f"{args.dataset}: no '{args.split}' split to calibrate on.")
     key = METADATA_KEY[metadata.get("task", "detection")]
@@ -44,7 +51,10 @@ def main():
     calibration = entries["threshold_calibration"]
     for row in calibration["sweep"]:
         print(json.dumps(row))
-    print(f"threshold {calibration['threshold']} (P {calibration['precision']}, R {calibration['recall']}, "
+    for row in calibration.get("nms_sweep", []):
+        print(json.dumps(row))
+    nms = f", box NMS IoU {calibration['nms_iou']}" if "nms_iou" in calibration else ""
+    print(f"threshold {calibration['threshold']}{nms} (P {calibration['precision']}, R {calibration['recall']}, "
           f"F1 {calibration['F1']}) stored in {args.checkpoint}")
 
 

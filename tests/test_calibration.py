@@ -171,3 +171,50 @@ def test_segmenters_are_calibrated_and_evaluated_with_mirrored_views(tmp_path):
     averaged = evaluate_segmenter(oracle, folder, "val", threshold=0.5, mirror=True)
     assert (plain["FP"], averaged["FP"]) == (3, 0) and plain["TP"] == averaged["TP"] == 3
     assert averaged["mirror"] is True and plain["mirror"] is False
+
+
+class DuplicatingOracle(Oracle):
+    """Every basin at 0.93 plus a near-duplicate box at 0.9 (IoU 0.45 with it), and its own NMS:
+    at IoU 0.5 the duplicates survive as false alarms, at 0.4 or lower they are dropped."""
+
+    def __init__(self, dataset):
+        super().__init__(dataset, false_alarm_when_mirrored=True)
+        self.nms_iou = 0.5
+
+    def set_nms_iou(self, iou):
+        self.nms_iou = iou
+
+    def predict(self, images):
+        from torchvision.ops import box_iou, nms
+
+        answers = []
+        for answer in super().predict(images):
+            boxes, scores = answer["boxes"][:-1], answer["scores"][:-1]  # without the corner alarm
+            shift = (boxes[:, 2] - boxes[:, 0]) * 0.55 / 1.45
+            duplicates = boxes + torch.stack([shift, torch.zeros_like(shift), shift, torch.zeros_like(shift)], 1)
+            assert torch.allclose(box_iou(boxes, duplicates).diagonal(), torch.full((len(boxes),), 0.45), atol=1e-3)
+            boxes = torch.cat([boxes, duplicates])
+            scores = torch.cat([scores, torch.full((len(duplicates),), 0.9)])
+            kept = nms(boxes, scores, self.nms_iou)
+            answers.append({"boxes": boxes[kept], "scores": scores[kept]})
+        return answers
+
+
+def test_the_box_nms_iou_is_chosen_with_the_threshold(tmp_path):
+    from minesar.models.calibration import sweep_nms
+
+    folder = str(tmp_path / "ds")
+    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 1), subsidence_mm=(30.0, 120.0),
+                              distractor_share=0.0)
+    simulate_dataset(folder, recipe, count=6, seed=3, split_fractions={"train": 0.5, "val": 0.5})
+    oracle = DuplicatingOracle(SubsidenceDataset(folder, "val"))
+    # Seen once: a mirrored view would shift its duplicate the other way and halve its score.
+    result = sweep_nms(oracle, folder, "val", nms_candidates=(0.3, 0.4, 0.5), mirror=False)
+    by_iou = {row["nms_iou"]: row for row in result["nms_sweep"]}
+    assert by_iou[0.5]["F1"] < 1.0 and by_iou[0.4]["F1"] == by_iou[0.3]["F1"] == 1.0
+    # Ties go to the higher IoU (the side of torchvision's default), and the model is left set to it.
+    assert result["nms_iou"] == 0.4 == oracle.nms_iou and result["F1"] == 1.0
+    entries = calibrated_metadata(oracle, folder, nms_candidates=(0.5, 0.3))  # mirrored, as by default
+    assert entries["threshold_calibration"]["nms_iou"] == 0.5 == oracle.nms_iou  # the duplicates halve
+    assert entries["threshold_calibration"]["F1"] == 1.0
+    json.dumps(entries, allow_nan=False)

@@ -403,3 +403,16 @@ def test_a_budget_is_planned_from_the_steps_after_warm_up(monkeypatch, tmp_path)
     # Enough epochs that a split smaller than the probe still gives every step; no calibration.
     assert calls == {"epochs": 20, "max_iterations": 20, "calibrate": False}
     # Timing the whole probe, as before, would have planned 600 / ((30 + 10 + 19 × 2) / 20) = 153.
+
+
+def test_the_maskrcnn_box_nms_iou_is_part_of_its_config(light_model, tmp_path):
+    from minesar.models.checkpoint import save_checkpoint
+
+    assert light_model.config()["nms_iou"] == 0.5 == light_model.net.roi_heads.nms_thresh  # torchvision's
+    model = build_detector("maskrcnn", **{**light_model.config(), "nms_iou": 0.35})
+    assert model.net.roi_heads.nms_thresh == 0.35
+    model.set_nms_iou(0.4)
+    path = str(tmp_path / "nms.pt")
+    save_checkpoint(path, model, {"task": "detection"})
+    loaded, _ = load_detector(path)
+    assert loaded.net.roi_heads.nms_thresh == 0.4 and loaded.config()["nms_iou"] == 0.4
