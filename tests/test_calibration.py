@@ -46,6 +46,15 @@ def test_the_stored_threshold_is_read_for_the_task_with_a_fallback():
     assert threshold_of({"task": "detection", "score_threshold": 1.0}) == 0.5  # would drop everything
 
 
+def deep_basins(tmp_path, basins=(1, 2), count=6, seed=3, splits=None, distractors=True):
+    """A folder of small scenes with 30–120 mm basins (none shallow enough to be ignored)."""
+    folder = str(tmp_path / "ds")
+    recipe = SimulationRecipe(rows=96, cols=96, basin_count=basins, subsidence_mm=(30.0, 120.0),
+                              **({} if distractors else {"distractor_share": 0.0}))
+    simulate_dataset(folder, recipe, count=count, seed=seed, split_fractions=splits or {"train": 0.5, "val": 0.5})
+    return folder
+
+
 class Oracle:
     """A detector that knows the truth: every basin at score 0.93, one false alarm per image at
     0.75, the same answer mirrored for a mirrored image (so fusing the two views changes nothing).
@@ -80,10 +89,7 @@ class Oracle:
 
 
 def test_the_sweep_finds_where_a_detector_separates_basins_from_false_alarms(tmp_path):
-    folder = str(tmp_path / "ds")
-    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 2), subsidence_mm=(30.0, 120.0),
-                              distractor_share=0.0)
-    simulate_dataset(folder, recipe, count=6, seed=3, split_fractions={"train": 0.5, "val": 0.5})
+    folder = deep_basins(tmp_path, distractors=False)
     dataset = SubsidenceDataset(folder, "val")
     truths = sum(len(dataset[i][1]["boxes"]) for i in range(len(dataset)))
     result = sweep_thresholds(Oracle(dataset), folder, "val", mirror=False)
@@ -98,15 +104,12 @@ def test_the_sweep_finds_where_a_detector_separates_basins_from_false_alarms(tmp
 
 
 def test_training_stores_what_the_sweep_chose_and_nothing_without_a_val_split(tmp_path):
-    folder = str(tmp_path / "ds")
-    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 2), subsidence_mm=(30.0, 120.0))
-    simulate_dataset(folder, recipe, count=4, seed=4, split_fractions={"train": 0.5, "val": 0.5})
+    folder = deep_basins(tmp_path, count=4, seed=4)
     entries = calibrated_metadata(Oracle(SubsidenceDataset(folder, "val")), folder)
     assert entries["score_threshold"] == entries["threshold_calibration"]["threshold"] == 0.85
     json.dumps(entries, allow_nan=False)  # the metadata stays plain JSON (null where F1 is undefined)
 
-    lonely = str(tmp_path / "train-only")
-    simulate_dataset(lonely, recipe, count=2, seed=4, split_fractions={"train": 1.0})
+    lonely = deep_basins(tmp_path / "train-only", count=2, seed=4, splits={"train": 1.0})
     assert calibrated_metadata(Oracle(SubsidenceDataset(lonely, "train")), lonely) is None
 
 
@@ -114,9 +117,7 @@ def test_evaluation_can_see_each_image_mirrored_as_detection_does(tmp_path):
     """A false alarm the mirrored view does not repeat keeps half its score (0.375) when fused."""
     from minesar.models.evaluation import evaluate_model
 
-    folder = str(tmp_path / "ds")
-    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 2), subsidence_mm=(30.0, 120.0), distractor_share=0.0)
-    simulate_dataset(folder, recipe, count=3, seed=6, split_fractions={"test": 1.0})
+    folder = deep_basins(tmp_path, count=3, seed=6, splits={"test": 1.0}, distractors=False)
     oracle = Oracle(SubsidenceDataset(folder, "test"), false_alarm_when_mirrored=False)
     once = evaluate_model(oracle, folder, "test", score_threshold=0.5, iou_threshold=0.5)
     mirrored = evaluate_model(oracle, folder, "test", score_threshold=0.5, iou_threshold=0.5, mirror=True)
@@ -155,10 +156,7 @@ class SegmentingOracle(Oracle):
 def test_segmenters_are_calibrated_and_evaluated_with_mirrored_views(tmp_path):
     from minesar.models.evaluation import evaluate_segmenter
 
-    folder = str(tmp_path / "ds")
-    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 1), subsidence_mm=(30.0, 120.0),
-                              distractor_share=0.0)
-    simulate_dataset(folder, recipe, count=6, seed=3, split_fractions={"train": 0.5, "val": 0.5})
+    folder = deep_basins(tmp_path, basins=(1, 1), distractors=False)
     oracle = SegmentingOracle(SubsidenceDataset(folder, "val"))
     # The false alarm's corner is clear of every basin in this set (seed 3), so it is one on its own.
     assert not any(torch.as_tensor(t["masks"]).bool()[:, :5, :5].any() for _, t in oracle.known)
@@ -203,10 +201,7 @@ class DuplicatingOracle(Oracle):
 def test_the_box_nms_iou_is_chosen_with_the_threshold(tmp_path):
     from minesar.models.calibration import sweep_nms
 
-    folder = str(tmp_path / "ds")
-    recipe = SimulationRecipe(rows=96, cols=96, basin_count=(1, 1), subsidence_mm=(30.0, 120.0),
-                              distractor_share=0.0)
-    simulate_dataset(folder, recipe, count=6, seed=3, split_fractions={"train": 0.5, "val": 0.5})
+    folder = deep_basins(tmp_path, basins=(1, 1), distractors=False)
     oracle = DuplicatingOracle(SubsidenceDataset(folder, "val"))
     # Seen once: a mirrored view would shift its duplicate the other way and halve its score.
     result = sweep_nms(oracle, folder, "val", nms_candidates=(0.3, 0.4, 0.5), mirror=False)
