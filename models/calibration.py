@@ -2,7 +2,7 @@
 which its basin-level F1 on the validation split is best.
 
 A network trained from scratch on simulations does not put its scores where 0.5 is the right cut:
-on the held-out set the shipped Mask R-CNN gives F1 0.786 at 0.5 and 0.842 at 0.8, Light YOLO-Basin
+on the held-out set the shipped Mask R-CNN gives F1 0.784 at 0.5 and 0.846 at 0.8, Light YOLO-Basin
 is best near 0.5. One fixed default cannot serve both, nor a user's own checkpoint, so training
 sweeps the thresholds on the dataset's ``val`` split and stores the best in the metadata
 (``score_threshold`` for detectors, ``threshold`` for segmenters); the algorithms use it when the
