@@ -410,6 +410,12 @@ def test_train_and_evaluate_ecaunet_through_processing(run_algorithm, phase_fold
     content = json.load(open(report, encoding="utf-8"))
     assert content["task"] == "segmentation" and content["metrics"]["ignore_below_mm"] == 8.0
     assert content["metrics"]["iou_threshold"] == 0.25 and result["MIOU"] == content["metrics"]["MIoU"]
+    assert rows["IoU_subsidence_counted"] == pytest.approx(content["metrics"]["IoU_subsidence_counted"])
+    assert content["metrics"]["mirror"] is False
+    mirrored = str(tmp_path / "mirrored.json")
+    run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": phase_folder, "SPLIT": "test", "DEVICE": "cpu",
+                                    "MIRROR": True, "OUTPUT": str(tmp_path / "m2.gpkg"), "REPORT": mirrored})
+    assert json.load(open(mirrored, encoding="utf-8"))["metrics"]["mirror"] is True
 
 
 def test_train_and_evaluate_a_mine_patch_network_through_processing(run_algorithm, optical_folder, phase_folder,
