@@ -8,7 +8,7 @@ large a zone is.
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 from osgeo import gdal
@@ -28,7 +28,11 @@ class Zone:
     pixels: int
 
 
-def zones(mask_path: str, probability_path: str, positive: int = 1, progress=None) -> List[Zone]:
+def zones(mask_path: str, probability_path: str, positive: int = 1, progress=None,
+          cores_path: Optional[str] = None) -> List[Zone]:
+    """The zones of the mask with their probabilities; with a ``cores_path`` raster (1 = a basin's
+    core, on the same grid) a zone holding several cores is split between them
+    (core.segmentation.basin_cores.split_polygon)."""
     mask_dataset = open_raster(mask_path)
     probability = open_raster(probability_path)
     georeferenced = mask_dataset.GetGeoTransform(can_return_null=True) is not None
@@ -37,6 +41,8 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
     width, height = mask_dataset.RasterXSize, mask_dataset.RasterYSize
     # The band as its own mask: background (0) is never traced, only zones and no data.
     geometries = [polygon for value, polygon in polygonize(band, connectivity=8) if value == positive]
+    if cores_path and geometries:
+        geometries = _split_by_cores(geometries, cores_path, mask_dataset.GetGeoTransform())
     if progress is not None:
         progress.update(0.3)
     if not geometries:
@@ -80,3 +86,21 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
     if progress is not None:
         progress.update(1.0)
     return found
+
+
+def _split_by_cores(geometries: List, cores_path: str, geotransform) -> List:
+    from shapely.strtree import STRtree
+
+    from .segmentation.basin_cores import split_polygon
+
+    cores_dataset = open_raster(cores_path)
+    cores = [polygon for value, polygon in polygonize(cores_dataset.GetRasterBand(1), connectivity=8) if value == 1]
+    if not cores:
+        return geometries
+    tree = STRtree(cores)
+    pixel_area = abs(geotransform[1] * geotransform[5] - geotransform[2] * geotransform[4])
+    split = []
+    for polygon in geometries:
+        nearby = [cores[index] for index in tree.query(polygon)]
+        split.extend(split_polygon(polygon, nearby, pixel_area) if len(nearby) > 1 else [polygon])
+    return split

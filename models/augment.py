@@ -104,8 +104,15 @@ class MirroredDetector(MirroredView):
 class MirroredSegmenter(MirroredView):
     """A segmenter whose probability map is the mean of the tile's and its mirror image's."""
 
+    @property
+    def cores(self) -> bool:
+        return bool(getattr(self.model, "cores", False))
+
     def predict(self, images):
         return (self.model.predict(images) + self.model.predict(images.flip(-1)).flip(-1)) / 2
+
+    def predict_maps(self, images):
+        return (self.model.predict_maps(images) + self.model.predict_maps(images.flip(-1)).flip(-1)) / 2
 
 
 def mirrored(model) -> MirroredView:

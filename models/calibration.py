@@ -81,10 +81,14 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
                     evaluator.add(prediction, target, image_shape=tuple(images.shape[-2:]))
     else:
         evaluators = {t: SegmentationEvaluator(threshold=t) for t in candidates}
-        for _, probabilities, targets in predict_batches(seen, dataset, batch_size, device, progress):
-            for probability, target in zip(probabilities.float().cpu().numpy(), targets):
+        from .segmenters import segment_maps
+
+        for _, maps, targets in predict_batches(seen, dataset, batch_size, device, progress, segment_maps):
+            for tile_maps, target in zip(maps.float().cpu().numpy(), targets):
+                cores = tile_maps[1] if len(tile_maps) > 1 else None
                 for evaluator in evaluators.values():
-                    evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))
+                    evaluator.add(tile_maps[0], truth_masks=target["masks"], depth_mm=target.get("depth_mm"),
+                                  cores=cores)
     rows = []
     for threshold, evaluator in sorted(evaluators.items()):
         result = evaluator.result()

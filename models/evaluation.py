@@ -333,9 +333,10 @@ def evaluate_model(model, dataset_folder: str, split: str = "test", device="cpu"
     return result
 
 
-def predict_batches(model, dataset, batch_size, device, progress):
+def predict_batches(model, dataset, batch_size, device, progress, predict=None):
     """(images, model.predict(images), targets) batch by batch over ``dataset``, in eval mode, with
-    progress and cancel; one loop for detectors and segmenters."""
+    progress and cancel; one loop for detectors and segmenters (``predict``, e.g.
+    ``segmenters.segment_maps``, instead of model.predict)."""
     import torch
 
     from .data import collate
@@ -347,7 +348,8 @@ def predict_batches(model, dataset, batch_size, device, progress):
     with torch.no_grad():
         for images, targets in loader:
             progress.check_cancelled()
-            yield images, model.predict(images.to(device)), targets
+            images = images.to(device)
+            yield images, (predict(model, images) if predict else model.predict(images)), targets
             done += len(targets)
             progress.update(done / len(dataset))
 
@@ -392,10 +394,11 @@ class SegmentationEvaluator:
         self.predictions = self.truths = self.ignored_truths = 0
         self.tp = self.fp = self.fn = self.ignored_matches = 0
 
-    def add(self, probability, truth_masks=None, semantic=None, depth_mm=None, owned=None) -> None:
+    def add(self, probability, truth_masks=None, semantic=None, depth_mm=None, owned=None, cores=None) -> None:
         """One image: ``probability`` [H, W]; truth as instance masks [K, H, W] (their union is the
         positive class; enables the basin level) or a ``semantic`` map (> 0); ``owned`` [H, W]
-        restricts the pixel counts to the pixels this tile owns."""
+        restricts the pixel counts to the pixels this tile owns; a ``cores`` map [H, W] parts
+        regions holding several cores (core.segmentation.basin_cores)."""
         probability = _numpy(probability).astype(np.float32)
         predicted = probability >= self.threshold
         masks = _numpy(truth_masks)
@@ -426,7 +429,12 @@ class SegmentationEvaluator:
             pixels = confusion(truth[counted], predicted[counted])
         self.counted_pixels += pixels
 
-        labels, count = components(predicted)
+        if cores is None:
+            labels, count = components(predicted)
+        else:
+            from ..core.segmentation.basin_cores import split_by_cores
+
+            labels, count = split_by_cores(predicted, _numpy(cores))
         scores = np.zeros(count, dtype=np.float64)
         if count:
             scores = (np.bincount(labels.ravel(), weights=probability.ravel(), minlength=count + 1)[1:]
@@ -481,6 +489,7 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     from ..core.errors import MineSARError
     from ..core.progress import SILENT
     from .data import SubsidenceDataset
+    from .segmenters import segment_maps
 
     progress = progress or SILENT
     if getattr(model, "input_kind", "phase") == "optical":
@@ -500,10 +509,11 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
         from .augment import MirroredSegmenter
 
         model = MirroredSegmenter(model)
-    for _, probabilities, targets in predict_batches(model, dataset, batch_size, device, progress):
-        for probability, target in zip(probabilities.float().cpu().numpy(), targets):
+    for _, maps, targets in predict_batches(model, dataset, batch_size, device, progress, segment_maps):
+        for tile_maps, target in zip(maps.float().cpu().numpy(), targets):
+            probability, cores = tile_maps[0], (tile_maps[1] if len(tile_maps) > 1 else None)
             if "masks" in target:
-                evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"))
+                evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"), cores=cores)
             else:
                 evaluator.add(probability, semantic=target["semantic"], owned=target.get("owned"))
     result = evaluator.result()

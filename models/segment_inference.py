@@ -84,10 +84,14 @@ def segment_to_rasters(
     tags: Optional[Dict[str, str]] = None,
     progress: Progress = SILENT,
     mirror: bool = False,
+    cores_path: Optional[str] = None,
 ) -> SegmentationRun:
     """Probability (float32, NaN = no data) and mask (1 ≥ ``threshold``, 0 below, 255 no data)
     rasters of ``model`` over a ``width`` × ``height`` raster read by ``read_tile``; with ``mirror``
-    each tile's probability is the mean of it and its mirror image's (models/augment.py)."""
+    each tile's probability is the mean of it and its mirror image's (models/augment.py). A model
+    with ``cores`` also writes its blended core map to ``cores_path`` (1 at core probability ≥
+    core.segmentation.basin_cores.CORE_PROBABILITY), which ``probability_zones.zones`` parts
+    touching basins with."""
     if not 0.0 < threshold < 1.0:
         raise MineSARError(f"Threshold {threshold}: use a probability strictly between 0 and 1.")
     if batch_size < 1:
@@ -110,23 +114,33 @@ def segment_to_rasters(
     mask_file = AtomicGeoTiff(mask_path, width, height, 1, np.uint8, geotransform, crs_wkt, MASK_NODATA,
                               dict(tags, MINESAR_PRODUCT="mask", MINESAR_THRESHOLD=str(threshold)), ["mask"],
                               deferred=True)
+    files = [probability_file, mask_file]
+    if cores_path and getattr(model, "cores", False):
+        files.append(AtomicGeoTiff(cores_path, width, height, 1, np.uint8, geotransform, crs_wkt, MASK_NODATA,
+                                   dict(tags, MINESAR_PRODUCT="cores"), ["cores"], deferred=True))
     try:
-        _blend_into(probability_file, mask_file, read_tile, windows, width, height, model, device, overlap,
-                    batch_size, threshold, progress, counts)
-        probability_file.publish()
-        mask_file.publish()
+        _blend_into(files, read_tile, windows, width, height, model, device, overlap, batch_size, threshold,
+                    progress, counts)
+        for file in files:
+            file.publish()
     finally:
-        probability_file.discard()
-        mask_file.discard()
+        for file in files:
+            file.discard()
     return SegmentationRun(len(windows), counts["skipped"], time.perf_counter() - started, width * height,
                            counts["positive"])
 
 
-def _blend_into(probability_file, mask_file, read_tile, windows, width, height, model, device, overlap, batch_size,
-                threshold, progress, counts) -> None:
+def _blend_into(files, read_tile, windows, width, height, model, device, overlap, batch_size, threshold, progress,
+                counts) -> None:
+    import contextlib
+
     import torch
 
-    with probability_file as probability_out, mask_file as mask_out:
+    from ..core.segmentation.basin_cores import CORE_PROBABILITY
+    from .segmenters import segment_maps
+
+    with contextlib.ExitStack() as stack:
+        probability_out, mask_out, *cores_out = [stack.enter_context(file) for file in files]
 
         def write(first_row: int, rows: np.ndarray) -> None:
             probability_out.write(rows, first_row)
@@ -134,19 +148,31 @@ def _blend_into(probability_file, mask_file, read_tile, windows, width, height, 
             counts["positive"] += int(np.count_nonzero(mask == 1))
             mask_out.write(mask, first_row)
 
-        blender = StripBlender(width, height, overlap, write)
+        def write_cores(first_row: int, rows: np.ndarray) -> None:
+            cores_out[0].write(np.where(np.isfinite(rows), rows >= CORE_PROBABILITY, MASK_NODATA).astype(np.uint8),
+                               first_row)
+
+        # One blender per map: the core map is blended exactly as the probability is.
+        blenders = [StripBlender(width, height, overlap, write)]
+        if cores_out:
+            blenders.append(StripBlender(width, height, overlap, write_cores))
         pending = []
+
+        def release_before(row: int) -> None:
+            for blender in blenders:
+                blender.release_before(row)
 
         def run_batch(next_row: int) -> None:
             if pending:
                 images = torch.from_numpy(np.stack([p[1] for p in pending])).to(device)
                 with torch.no_grad():
-                    probabilities = model.predict(images).float().cpu().numpy()
-                for (window, _, valid), probability in zip(pending, probabilities):
-                    tile = probability[: window.height, : window.width].astype(np.float64)
-                    blender.add(window, np.where(valid, tile, np.nan))
+                    maps = segment_maps(model, images).float().cpu().numpy()
+                for (window, _, valid), tile_maps in zip(pending, maps):
+                    for blender, probability in zip(blenders, tile_maps):
+                        tile = probability[: window.height, : window.width].astype(np.float64)
+                        blender.add(window, np.where(valid, tile, np.nan))
                 pending.clear()
-            blender.release_before(next_row)
+            release_before(next_row)
 
         for number, window in enumerate(windows):
             progress.update(number / len(windows))
@@ -155,11 +181,12 @@ def _blend_into(probability_file, mask_file, read_tile, windows, width, height, 
             if not valid.any():
                 counts["skipped"] += 1
                 if not pending:  # a run of no-data tiles must not hold its rows
-                    blender.release_before(following)
+                    release_before(following)
             else:
                 pending.append((window, image, valid))
             if len(pending) == batch_size:
                 run_batch(following)
         run_batch(height)
-        blender.finish()
+        for blender in blenders:
+            blender.finish()
         progress.update(1.0)

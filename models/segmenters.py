@@ -81,12 +81,21 @@ def optical_input(block: np.ndarray, normalisation: Dict, valid: Optional[np.nda
     return scaled
 
 
+def segment_maps(model, images):
+    """[N, C, H, W] probabilities of a batch: the positive class, and for a network with ``cores``
+    a second map of the basins' cores (core.segmentation.basin_cores)."""
+    if getattr(model, "cores", False):
+        return model.predict_maps(images)
+    return model.predict(images)[:, None]
+
+
 class SegmenterMixin:
     """What ``registry.build_model`` returns for a segmentation architecture, on top of ``torch.nn.Module``.
 
     ``losses(images, targets) -> Dict[str, Tensor]`` in train mode (targets as above); their sum is
     minimised. ``predict(images) -> Tensor [N, H, W]`` probabilities, in eval mode under no_grad.
     ``config() -> dict`` JSON-able constructor arguments (``build_model(arch, **config)``).
+    With ``cores`` set, ``predict_maps(images) -> Tensor [N, 2, H, W]`` adds the basins' cores.
     """
 
     architecture: str = ""

@@ -69,6 +69,19 @@ def adapt_first_conv(module: nn.Module, channels: int) -> None:
     raise RuntimeError("no 3-channel input convolution found")
 
 
+def core_map(targets: Sequence[Dict], shape, device) -> torch.Tensor:
+    """[N, H, W] float 0/1 maps of the instances' cores (``core.segmentation.basin_cores``)."""
+    from ..core.segmentation.basin_cores import instance_cores
+
+    maps = []
+    for target in targets:
+        masks = target.get("masks")
+        masks = (masks.cpu().numpy() if isinstance(masks, torch.Tensor) else masks) if masks is not None else None
+        cores = instance_cores(masks, tuple(shape))
+        maps.append(torch.from_numpy(cores))
+    return torch.stack(maps).to(device=device, dtype=torch.float32)
+
+
 def target_map(targets: Sequence[Dict], shape, device) -> torch.Tensor:
     """[N, H, W] float 0/1 maps from contract targets: a semantic map (> 0) or the union of masks."""
     maps = []
@@ -91,6 +104,7 @@ class Segmenter(nn.Module, SegmenterMixin):
 
     task = TASK
     stride = 32
+    cores = False  # (ECA-)U-Net can also map basin cores (``with_cores``)
 
     def __init__(self, input_kind: str = "phase", bands: Optional[Sequence[str]] = None):
         super().__init__()
@@ -129,12 +143,21 @@ class Segmenter(nn.Module, SegmenterMixin):
         raise NotImplementedError
 
     def losses(self, images: torch.Tensor, targets: List[Dict]) -> Dict[str, torch.Tensor]:
-        logits = self(images)[:, 0]
-        return segmentation_losses(logits, target_map(targets, logits.shape[-2:], logits.device))
+        logits = self(images)
+        losses = segmentation_losses(logits[:, 0], target_map(targets, logits.shape[-2:], logits.device))
+        if self.cores:
+            core = segmentation_losses(logits[:, 1], core_map(targets, logits.shape[-2:], logits.device))
+            losses.update({"loss_core_bce": core["loss_bce"], "loss_core_dice": core["loss_dice"]})
+        return losses
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(images)[:, 0].float())
+
+    @torch.no_grad()
+    def predict_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, C, H, W] probabilities: the positive class, then (``cores``) the basins' cores."""
+        return torch.sigmoid(self(images).float())
 
 
 # --- U-Net and ECA-UNet -----------------------------------------------------------------------
@@ -150,8 +173,12 @@ class UNet(Segmenter):
     stride = 16
     with_eca = False
 
-    def __init__(self, base_width: int = 32, input_kind: str = "phase", bands: Optional[Sequence[str]] = None):
+    def __init__(self, base_width: int = 32, input_kind: str = "phase", bands: Optional[Sequence[str]] = None,
+                 cores: bool = False):
         super().__init__(input_kind, bands)
+        # A second output, each basin's core, parts basins that touch: one region of the first
+        # map holding two cores is two basins (core.segmentation.basin_cores).
+        self.cores = bool(cores)
         if base_width < 1:
             raise ValueError(f"U-Net base width {base_width}: use at least 1.")
         self.base_width = int(base_width)
@@ -164,10 +191,10 @@ class UNet(Segmenter):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(4))])
         self.decoder = nn.ModuleList([double_conv(2 * widths[i], widths[i]) for i in reversed(range(4))])
-        self.head = nn.Conv2d(widths[0], 1, 1)
+        self.head = nn.Conv2d(widths[0], 2 if self.cores else 1, 1)
 
     def config(self) -> dict:
-        return {"base_width": self.base_width, **self.input_config()}
+        return {"base_width": self.base_width, **self.input_config(), **({"cores": True} if self.cores else {})}
 
     def padded_logits(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -333,3 +360,19 @@ class DeepLabV3(Segmenter):
 
     def padded_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)["out"]
+
+
+def with_cores(model: UNet) -> UNet:
+    """A copy of a trained (ECA-)U-Net with the ``cores`` output added, for fine-tuning: every
+    weight kept, the core channel starting as the extent channel (a core lies inside its extent)."""
+    if not isinstance(model, UNet):
+        raise MineSARError(f"Only U-Net and ECA-UNet map cores, not {model.architecture or type(model).__name__}.")
+    if model.cores:
+        return model
+    grown = type(model)(model.base_width, model.input_kind, model.bands, cores=True)
+    grown.architecture = model.architecture
+    state = model.state_dict()
+    for key in ("head.weight", "head.bias"):
+        state[key] = torch.cat([state[key], state[key]], dim=0)
+    grown.load_state_dict(state)
+    return grown

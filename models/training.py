@@ -90,13 +90,15 @@ def train(
     tile_size: int = TILE_SIZE,
     tile_step: Optional[int] = None,
     calibrate: bool = True,
+    normalisation: Optional[Dict] = None,
 ) -> TrainingResult:
     """Train ``model`` on the ``train`` split of ``dataset_folder`` and write ``checkpoint_path``.
 
     ``max_iterations`` stops earlier than ``epochs`` (the schedule spans whichever is shorter).
     ``metadata`` is merged into the checkpoint's (e.g. the command that ran this).
     ``tile_size`` and ``tile_step`` (default half the tile) cut optical scenes into training tiles;
-    interferogram datasets are tiled already.
+    interferogram datasets are tiled already. ``normalisation`` (optical networks) keeps a band
+    scaling, e.g. of the checkpoint being fine-tuned, instead of the train split's percentiles.
     ``calibrate``: after training, detectors and phase segmenters choose their decision threshold
     on the dataset's ``val`` split (models/calibration.py) and store it; a cancelled run, an
     optical network or a dataset without a val split keeps 0.5.
@@ -113,7 +115,7 @@ def train(
         from .optical_data import OpticalSceneDataset
 
         dataset = OpticalSceneDataset(dataset_folder, "train", bands=model.bands, tile_size=tile_size, step=tile_step,
-                                      augment=augment)
+                                      augment=augment, normalisation=normalisation)
         if dataset.scene_count == 0:
             raise MineSARError(f"{dataset_folder}: the train split has no scenes.")
         description = dataset.description

@@ -1,6 +1,7 @@
 """What minesar:segmentsubsidence and minesar:segmentminepatches share: parameters, the model
 check, the blended run into two rasters, and the zones as polygons."""
 import os
+import tempfile
 from dataclasses import dataclass
 
 from qgis.core import (
@@ -141,14 +142,27 @@ def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, 
     mirror = algorithm.parameterAsBool(parameters, "MIRROR", context)
     if mirror:
         settings.progress.info("Each tile is also seen mirrored; the probability is the mean of both views.")
-    run = segment_to_rasters(
-        reader, width, height, model, device, settings.probability, settings.mask, geotransform, crs_wkt,
-        tile_size=settings.tile, overlap=algorithm.parameterAsInt(parameters, "OVERLAP", context),
-        batch_size=algorithm.parameterAsInt(parameters, "BATCH_SIZE", context),
-        threshold=threshold,
-        tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(settings.path)},
-        progress=settings.progress.span(0.0, 0.9), mirror=mirror)
-    return run, zones(settings.mask, settings.probability, progress=settings.progress.span(0.9, 1.0))
+    cores_path = None
+    if getattr(model, "cores", False):
+        # The core map lives only until the zones are split by it, beside the outputs (same disk).
+        handle, cores_path = tempfile.mkstemp(suffix=".tif", prefix=".minesar-cores-",
+                                              dir=os.path.dirname(os.path.abspath(settings.mask)))
+        os.close(handle)
+        settings.progress.info("Zones holding several basin cores are split between them.")
+    try:
+        run = segment_to_rasters(
+            reader, width, height, model, device, settings.probability, settings.mask, geotransform, crs_wkt,
+            tile_size=settings.tile, overlap=algorithm.parameterAsInt(parameters, "OVERLAP", context),
+            batch_size=algorithm.parameterAsInt(parameters, "BATCH_SIZE", context),
+            threshold=threshold,
+            tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(settings.path)},
+            progress=settings.progress.span(0.0, 0.9), mirror=mirror, cores_path=cores_path)
+        return run, zones(settings.mask, settings.probability, progress=settings.progress.span(0.9, 1.0),
+                          cores_path=cores_path)
+    finally:
+        for leftover in (cores_path, (cores_path or "") + ".aux.xml"):
+            if leftover and os.path.exists(leftover):
+                os.remove(leftover)
 
 
 def finish(algorithm, parameters, context, feedback, settings: Settings, run, found, crs_wkt, checkpoint, names,

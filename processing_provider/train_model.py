@@ -16,6 +16,8 @@ from ..models.registry import ARCHITECTURES
 from .base import MineSARAlgorithm, progress_for, require_torch, user_errors
 
 ARCHITECTURE_NAMES = tuple(ARCHITECTURES)
+# Interferogram segmenters whose networks can map basin cores (models.segnets.UNet).
+CORE_ARCHITECTURES = ("ecaunet", "unet")
 
 
 def _command(name, parameters) -> str:
@@ -51,10 +53,18 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         "task, input bands, normalisation, tile size, classes, training data, command, final loss, "
         "training time); it opens without executing code. Cancel stops training and still writes the "
         "weights reached so far.\n\n"
+        "START_FROM (optional): fine-tune instead of starting untrained — a shipped model's name (ecaunet, "
+        "yolobasin, maskrcnn, minepatch_light) or the path of a checkpoint of the same ARCHITECTURE, e.g. the "
+        "shipped network on one's own labelled interferograms. Its configuration (width, tile size) and, for "
+        "optical networks, its band scaling are kept; the checkpoint's name goes into the new one's metadata.\n\n"
         "CALIBRATE (advanced, on): after training, detectors and subsidence segmenters are run over the "
         "dataset's val split and the score (or probability) threshold with the best basin-level F1 is stored "
         "in the checkpoint; detection, segmentation and evaluation use it when their threshold is left empty. "
         "Without a val split, after a cancel, or for mine-patch networks the threshold stays 0.5.\n\n"
+        "CORES (advanced, on): ecaunet and unet get a second output, the core of each basin (the inner half "
+        "of its extent). Two basins that touch are one region of the subsidence map; the cores stay apart, "
+        "so segmentsubsidence and evaluatemodel split such a region between its cores and count two basins. "
+        "The probability map is unchanged. Off: the paper's network alone.\n\n"
         "DEVICE: auto (CUDA GPU when present, else CPU), cpu, cuda or cuda:N. Without pretrained weights "
         "(none are downloaded) expect tens of epochs over thousands of images for useful results."
     )
@@ -66,6 +76,9 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             "ARCHITECTURE", "Architecture", options=list(ARCHITECTURE_NAMES), defaultValue="maskrcnn_light",
             usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterString(
+            "START_FROM", "Start from these weights (a checkpoint path or a shipped model name; empty: untrained)",
+            defaultValue="", optional=True))
         self.addParameter(number("EPOCHS", "Epochs", type=number.Integer, minValue=1, defaultValue=20))
         self.addParameter(number("BATCH_SIZE", "Batch size", type=number.Integer, minValue=1, defaultValue=4))
         self.addParameter(number("LEARNING_RATE", "Learning rate", type=number.Double, minValue=1e-8,
@@ -79,6 +92,8 @@ class TrainModelAlgorithm(MineSARAlgorithm):
                    defaultValue=0),
             QgsProcessingParameterBoolean("CALIBRATE", "Choose the decision threshold on the val split",
                                           defaultValue=True),
+            QgsProcessingParameterBoolean("CORES", "U-Net and ECA-UNet: also map basin cores, to part touching "
+                                                   "basins", defaultValue=True),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -123,16 +138,25 @@ class TrainModelAlgorithm(MineSARAlgorithm):
                     raise QgsProcessingException(f"{folder}: the train split has no images.")
                 feedback.pushInfo(f"Training {architecture} on {len(tiles)} images of {folder} on {device}.")
                 size_config = self._size_config(architecture, tiles[0])
+                if architecture in CORE_ARCHITECTURES and self.parameterAsBool(parameters, "CORES", context):
+                    size_config["cores"] = True
+                    feedback.pushInfo("The network also learns each basin's core: a zone holding two cores is "
+                                      "split into two basins.")
             seed_everything(seed)
-            model = build_model(architecture, **size_config)
+            start = (self.parameterAsString(parameters, "START_FROM", context) or "").strip()
+            if start:
+                model, started_from, normalisation = self._start_from(start, architecture, size_config, feedback)
+            else:
+                model, started_from, normalisation = build_model(architecture, **size_config), {}, None
             result = train(
                 model, folder,
                 epochs=self.parameterAsInt(parameters, "EPOCHS", context),
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
                 checkpoint_path=output, device=device, seed=seed, progress=progress_for(feedback),
-                metadata={"command": _command(self._name, parameters)}, tile_size=tile_size, tile_step=tile_step,
-                calibrate=self.parameterAsBool(parameters, "CALIBRATE", context),
+                metadata={"command": _command(self._name, parameters), **started_from}, tile_size=tile_size,
+                tile_step=tile_step, calibrate=self.parameterAsBool(parameters, "CALIBRATE", context),
+                normalisation=normalisation,
             )
         if result.cancelled:
             feedback.pushWarning(f"Cancelled after {result.iterations} iterations; the weights reached so far "
@@ -143,6 +167,29 @@ class TrainModelAlgorithm(MineSARAlgorithm):
 
         return {"OUTPUT": output, "FINAL_LOSS": result.final_loss, "ITERATIONS": result.iterations,
                 "TRAINING_TIME": result.wall_time_s, "THRESHOLD": threshold_of(result.metadata)}
+
+    @staticmethod
+    def _start_from(start: str, architecture: str, size_config: dict, feedback):
+        """(network with the weights of START_FROM, its metadata entry, the optical normalisation to keep).
+        Fine-tuning a shipped or earlier network on one's own data starts far closer than an untrained one."""
+        import os
+
+        from ..models.checkpoint import checkpoint_for, load_model
+
+        checkpoint = checkpoint_for(start)
+        model, metadata = load_model(checkpoint, "cpu")
+        if model.architecture != architecture:
+            raise QgsProcessingException(f"START_FROM {start} is {model.architecture}, not the ARCHITECTURE "
+                                         f"{architecture}: choose {model.architecture} or other weights.")
+        if size_config.get("cores") and not getattr(model, "cores", False):
+            from ..models.segnets import with_cores
+
+            model = with_cores(model)  # its extent map kept, the core map to learn
+        feedback.pushInfo(f"Starting from the weights of {checkpoint}.")
+        started_from = {"started_from": {"checkpoint": os.path.basename(checkpoint),
+                                         "command": metadata.get("command")}}
+        # An optical network keeps the band scaling it learnt with.
+        return model, started_from, metadata.get("normalisation") if getattr(model, "input_kind", "phase") == "optical" else None
 
     @staticmethod
     def _size_config(architecture, image) -> dict:

@@ -116,6 +116,10 @@ def main():
     previous_minutes = 0.0
     if args.resume:
         model, previous = load_model(args.resume)
+        if config.get("cores") and not getattr(model, "cores", False):
+            from minesar.models.segnets import with_cores
+
+            model = with_cores(model)
         # A file from minesar:trainmodel has no running total: its own run's wall time is the total.
         previous_minutes = float(previous.get("training_wall_time_min")
                                  or previous.get("training", {}).get("wall_time_s", 0.0) / 60)

@@ -172,3 +172,29 @@ def test_the_shipped_ecaunet_finds_deep_basins(run_algorithm, tmp_path):
     found = gdal.Open(result["OUTPUT_MASK"]).ReadAsArray() == 1
     covered = [found[instance.window.slices][instance.mask].mean() for instance in interferogram.instances]
     assert len(covered) >= 1 and min(covered) > 0.5, covered
+
+
+def test_a_network_with_cores_runs_through_the_algorithm_and_leaves_no_core_raster(run_algorithm, ecaunet, tmp_path):
+    from minesar.models.checkpoint import load_model, save_checkpoint
+    from minesar.models.segnets import with_cores
+
+    model, metadata = load_model(ecaunet)
+    grown = str(tmp_path / "grown.pt")
+    save_checkpoint(grown, with_cores(model), metadata)
+    scene = str(tmp_path / "scene.tif")
+    simulate_scene(scene, SimulationRecipe(rows=150, cols=190, **DEEP), seed=9)
+    results = {}
+    for name, path in (("plain", ecaunet), ("cores", grown)):
+        folder = tmp_path / name
+        folder.mkdir()
+        results[name] = run_algorithm("segmentsubsidence", {
+            "INPUT": scene, "MODEL": path, "TILE_SIZE": 64, "OVERLAP": 16, "MIRROR": True,
+            "OUTPUT_PROBABILITY": str(folder / "p.tif"), "OUTPUT_MASK": str(folder / "m.tif"),
+            "OUTPUT_POLYGONS": str(folder / "z.gpkg")})
+    plain, cores = (gdal.Open(results[name]["OUTPUT_PROBABILITY"]).ReadAsArray() for name in ("plain", "cores"))
+    # The grown network's extent map is the original's; its core map only decides the zones.
+    assert np.allclose(plain, cores, atol=1e-6, equal_nan=True)
+    assert results["cores"]["POSITIVE_PIXELS"] == results["plain"]["POSITIVE_PIXELS"] > 0
+    assert results["cores"]["ZONES"] >= results["plain"]["ZONES"]
+    assert sorted(p.name for p in (tmp_path / "cores").iterdir() if not p.name.endswith(".aux.xml")) == \
+        ["m.tif", "p.tif", "z.gpkg"]

@@ -397,8 +397,14 @@ def test_train_and_evaluate_ecaunet_through_processing(run_algorithm, phase_fold
                                           "BATCH_SIZE": 2, "LEARNING_RATE": 1e-3, "DEVICE": "cpu",
                                           "OUTPUT": checkpoint})
     assert result["ITERATIONS"] == 2 and np.isfinite(result["FINAL_LOSS"]) and result["TRAINING_TIME"] > 0
-    meta = read_checkpoint(checkpoint)["metadata"]
+    content = read_checkpoint(checkpoint)
+    meta = content["metadata"]
     assert meta["task"] == "segmentation" and "minesar:trainmodel" in meta["command"]
+    assert content["config"]["cores"] is True  # CORES is on by default for ecaunet
+    without = str(tmp_path / "eca-plain.pt")
+    run_algorithm("trainmodel", {"DATASET": phase_folder, "ARCHITECTURE": "ecaunet", "EPOCHS": 1, "BATCH_SIZE": 2,
+                                 "DEVICE": "cpu", "CORES": False, "CALIBRATE": False, "OUTPUT": without})
+    assert "cores" not in read_checkpoint(without)["config"]
 
     report = str(tmp_path / "report.json")
     result = run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": phase_folder, "SPLIT": "test",
@@ -420,6 +426,10 @@ def test_train_and_evaluate_ecaunet_through_processing(run_algorithm, phase_fold
 
 def test_train_and_evaluate_a_mine_patch_network_through_processing(run_algorithm, optical_folder, phase_folder,
                                                                     tmp_path):
+    other_optical_folder = str(tmp_path / "other-scenes")
+    simulate_optical_scenes(other_optical_folder, OpticalRecipe(rows=80, cols=96, patch_count=(2, 3),
+                            patch_area_m2=(300.0, 1500.0), relief_m=160.0), 2, seed=77,
+                            split_fractions={"train": 1.0, "val": 0.0, "test": 0.0})
     from qgis.core import QgsProcessingException
 
     checkpoint = str(tmp_path / "patches.pt")
@@ -428,6 +438,12 @@ def test_train_and_evaluate_a_mine_patch_network_through_processing(run_algorith
     assert result["ITERATIONS"] == 2  # 8 tiles of 64² every 32 px in two scenes
     meta = read_checkpoint(checkpoint)["metadata"]
     assert meta["normalisation"]["kind"] == "percentile" and meta["tile_step"] == 32
+    # Fine-tuned on other scenes (their own percentiles differ), it keeps the band scaling it learnt with.
+    tuned = str(tmp_path / "tuned.pt")
+    run_algorithm("trainmodel", {"DATASET": other_optical_folder, "ARCHITECTURE": "minepatch_light",
+                                 "START_FROM": checkpoint, "EPOCHS": 1, "BATCH_SIZE": 4, "DEVICE": "cpu",
+                                 "TILE_SIZE": 64, "OUTPUT": tuned})
+    assert read_checkpoint(tuned)["metadata"]["normalisation"] == meta["normalisation"]
     result = run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": optical_folder, "DEVICE": "cpu",
                                              "OUTPUT": "TEMPORARY_OUTPUT", "REPORT": str(tmp_path / "r.html")})
     assert 0.0 <= result["MIOU"] <= 1.0 and np.isnan(result["MAP"])
@@ -443,3 +459,32 @@ def test_metric_rows_of_a_segmenter_lead_with_seed_000s_metrics():
     rows = metric_rows({"task": "segmentation", "PA": 0.9, "MIoU": 0.8, "IoU_background": 0.95,
                         "IoU_subsidence": 0.65, "training_time_s": 12.0})
     assert [name for name, _ in rows] == ["PA", "MIoU", "IoU_background", "IoU_subsidence", "training_time_s"]
+
+
+def test_trainmodel_fine_tunes_from_given_or_shipped_weights(run_algorithm, phase_folder, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    from minesar.models.checkpoint import load_model
+
+    first = str(tmp_path / "first.pt")
+    run_algorithm("trainmodel", {"DATASET": phase_folder, "ARCHITECTURE": "ecaunet", "EPOCHS": 1, "BATCH_SIZE": 2,
+                                 "DEVICE": "cpu", "CORES": False, "CALIBRATE": False, "OUTPUT": first})
+    tuned = str(tmp_path / "tuned.pt")
+    # A learning rate too small to move anything: the start is what comes out, now with cores.
+    run_algorithm("trainmodel", {"DATASET": phase_folder, "ARCHITECTURE": "ecaunet", "START_FROM": first,
+                                 "EPOCHS": 1, "BATCH_SIZE": 2, "LEARNING_RATE": 1e-8, "DEVICE": "cpu",
+                                 "CALIBRATE": False, "OUTPUT": tuned})
+    (before, _), (after, metadata) = load_model(first), load_model(tuned)
+    images = torch.rand(1, 2, 64, 64) * 2 - 1
+    assert after.cores and not before.cores
+    assert torch.allclose(after.predict(images), before.predict(images), atol=1e-4)
+    assert metadata["started_from"]["checkpoint"] == "first.pt"
+    # A shipped model by its name.
+    shipped = str(tmp_path / "shipped.pt")
+    run_algorithm("trainmodel", {"DATASET": phase_folder, "ARCHITECTURE": "ecaunet", "START_FROM": "ecaunet",
+                                 "EPOCHS": 1, "BATCH_SIZE": 2, "LEARNING_RATE": 1e-8, "DEVICE": "cpu",
+                                 "CALIBRATE": False, "OUTPUT": shipped})
+    assert load_model(shipped)[1]["started_from"]["checkpoint"] == "ecaunet.pt"
+    with pytest.raises(QgsProcessingException, match="START_FROM .* is ecaunet, not the ARCHITECTURE unet"):
+        run_algorithm("trainmodel", {"DATASET": phase_folder, "ARCHITECTURE": "unet", "START_FROM": first,
+                                     "EPOCHS": 1, "DEVICE": "cpu", "OUTPUT": str(tmp_path / "x.pt")})
