@@ -125,6 +125,11 @@ def _report(name, path, model, metadata, folder, device, optical, threshold, mir
         print(f"basin level (IoU ≥ 0.25, ≥ 8 mm): P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
               f"F1 {scores['F1']:.3f}  (TP {scores['TP']}, FP {scores['FP']}, FN {scores['FN']}; "
               f"{scores['truths']} basins counted, {scores['ignored_truths']} shallower ignored)")
+        if getattr(model, "cores", False):
+            whole = evaluate_segmenter(model, folder, "test", device=device, batch_size=8, threshold=threshold,
+                                       mirror=mirror, use_cores=False)
+            print(f"  the same regions not split by the cores: P {whole['precision']:.3f}  R {whole['recall']:.3f}  "
+                  f"F1 {whole['F1']:.3f}  (TP {whole['TP']}, FP {whole['FP']}, FN {whole['FN']})")
 
 
 if __name__ == "__main__":

@@ -477,14 +477,16 @@ class SegmentationEvaluator:
 
 def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", batch_size: int = 4,
                        threshold: float = MASK_PROBABILITY, normalisation: Optional[Dict] = None,
-                       progress=None, tile_size: Optional[int] = None, mirror: bool = False) -> Dict:
+                       progress=None, tile_size: Optional[int] = None, mirror: bool = False,
+                       use_cores: bool = True) -> Dict:
     """Run a segmenter's ``predict`` over a split and score it (``SegmentationEvaluator``).
 
     Phase networks read an interferogram dataset (whole images; pixels and the basin-level rule).
     Optical networks read a folder of scenes in tiles that share the pixels out (pixels only) and
     need the checkpoint's ``normalisation`` (metadata["normalisation"]); ``tile_size`` defaults to
     256 (pass metadata["tile_size"]). With ``mirror`` each image is also seen mirrored and the two
-    probabilities averaged, as segmentsubsidence's MIRROR does.
+    probabilities averaged, as segmentsubsidence's MIRROR does. A network with ``cores`` has its
+    regions split by them, as segmentsubsidence does (``use_cores`` False: not, to see what they add).
     """
     from ..core.errors import MineSARError
     from ..core.progress import SILENT
@@ -511,7 +513,7 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
         model = MirroredSegmenter(model)
     for _, maps, targets in predict_batches(model, dataset, batch_size, device, progress, segment_maps):
         for tile_maps, target in zip(maps.float().cpu().numpy(), targets):
-            probability, cores = tile_maps[0], (tile_maps[1] if len(tile_maps) > 1 else None)
+            probability, cores = tile_maps[0], (tile_maps[1] if len(tile_maps) > 1 and use_cores else None)
             if "masks" in target:
                 evaluator.add(probability, truth_masks=target["masks"], depth_mm=target.get("depth_mm"), cores=cores)
             else:

@@ -218,10 +218,13 @@ def train(
     }
     base_metadata["final_loss"] = final_loss
     model.eval()
+    full_metadata = {**base_metadata, **(metadata or {})}
+    # Written before calibrating too: hours of training must not hang on the threshold sweep.
+    save_checkpoint(checkpoint_path, model, full_metadata)
     if calibrating and not cancelled:
         base_metadata.update(_calibration(model, dataset_folder, device, batch_size, progress.span(0.9, 1.0)) or {})
-    full_metadata = {**base_metadata, **(metadata or {})}
-    save_checkpoint(checkpoint_path, model, full_metadata)
+        full_metadata = {**base_metadata, **(metadata or {})}
+        save_checkpoint(checkpoint_path, model, full_metadata)
     progress.finish()
     return TrainingResult(checkpoint_path, final_loss, step, epochs_done, cancelled, wall, history, full_metadata)
 
