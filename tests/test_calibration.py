@@ -213,3 +213,22 @@ def test_the_box_nms_iou_is_chosen_with_the_threshold(tmp_path):
     assert entries["threshold_calibration"]["nms_iou"] == 0.5 == oracle.nms_iou  # the duplicates halve
     assert entries["threshold_calibration"]["F1"] == 1.0
     json.dumps(entries, allow_nan=False)
+
+
+def test_a_failing_threshold_sweep_keeps_the_trained_weights(tmp_path, monkeypatch):
+    from minesar.models import training
+    from minesar.models.checkpoint import load_model
+    from minesar.models.registry import build_model
+
+    folder = deep_basins(tmp_path, count=4, seed=4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("sweep failed")
+
+    monkeypatch.setattr(training, "_calibration", broken)
+    path = str(tmp_path / "net.pt")
+    with pytest.raises(RuntimeError, match="sweep failed"):
+        training.train(build_model("ecaunet", base_width=4), folder, epochs=1, batch_size=2, learning_rate=1e-3,
+                       checkpoint_path=path, device="cpu")
+    model, metadata = load_model(path)
+    assert metadata["training"]["iterations"] >= 1 and "threshold_calibration" not in metadata
