@@ -10,7 +10,7 @@ score and usually falls under the threshold. On the held-out set (bench/detectio
 and F1 from 0.872 to 0.887, at twice the inference time; the shipped fifth run is precise already
 on tiles (0.987), and on whole scenes mirroring still cuts its false alarms from 11 to 7.
 A segmenter's probability is the mean of the two views: a region only one view believes in falls
-to half its probability. For the shipped ECA-UNet (held-out, at its threshold) this raised the
+to half its probability. For the fourth-run ECA-UNet (held-out, at its threshold) this raised the
 basin-level precision from 0.852 to 0.891 and F1 from 0.804 to 0.816.
 """
 from typing import Dict, List
