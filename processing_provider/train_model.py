@@ -181,15 +181,16 @@ class TrainModelAlgorithm(MineSARAlgorithm):
         if model.architecture != architecture:
             raise QgsProcessingException(f"START_FROM {start} is {model.architecture}, not the ARCHITECTURE "
                                          f"{architecture}: choose {model.architecture} or other weights.")
-        if size_config.get("cores") and not getattr(model, "cores", False):
+        if size_config.get("cores"):
             from ..models.segnets import with_cores
 
-            model = with_cores(model)  # its extent map kept, the core map to learn
+            model = with_cores(model)  # its extent map kept, the core map to learn (as it is if it has one)
         feedback.pushInfo(f"Starting from the weights of {checkpoint}.")
         started_from = {"started_from": {"checkpoint": os.path.basename(checkpoint),
                                          "command": metadata.get("command")}}
         # An optical network keeps the band scaling it learnt with.
-        return model, started_from, metadata.get("normalisation") if getattr(model, "input_kind", "phase") == "optical" else None
+        optical = getattr(model, "input_kind", "phase") == "optical"
+        return model, started_from, metadata.get("normalisation") if optical else None
 
     @staticmethod
     def _size_config(architecture, image) -> dict:

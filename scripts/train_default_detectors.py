@@ -116,7 +116,7 @@ def main():
     previous_minutes = 0.0
     if args.resume:
         model, previous = load_model(args.resume)
-        if config.get("cores") and not getattr(model, "cores", False):
+        if config.get("cores"):
             from minesar.models.segnets import with_cores
 
             model = with_cores(model)

@@ -74,9 +74,9 @@ def split_by_cores(predicted: np.ndarray, core_probability: np.ndarray, threshol
         # A cell can cut a winding region into several parts: each part is a region of its own, as
         # each part of a polygon is a polygon of its own in split_polygon.
         for cell in np.unique(nearest) + 1:
-            parts, count = ndimage.label(cells == cell, structure=EIGHT)
+            parts, part_count = ndimage.label(cells == cell, structure=EIGHT)
             target[parts > 0] = next_label - 1 + parts[parts > 0]
-            next_label += count
+            next_label += part_count
     return out, next_label - 1
 
 
