@@ -19,7 +19,7 @@ small scenes (320² with 3–4 patches of 0.1–0.8 ha, and 512² with the defau
 where pooled pixels cannot hide a missed small patch.
 
     .venv/bin/python bench/segmentation_accuracy.py [--models ecaunet minepatch_light] [--device auto]
-        [--scenes 8] [--threads 2] [--mirror]
+        [--scenes 8] [--threads 2] [--mirror] [--turns]
 """
 import argparse
 import os
@@ -83,6 +83,9 @@ def main():
     parser.add_argument("--mirror", action="store_true",
                         help="also the scores with each tile seen mirrored and the probabilities averaged "
                              "(segmentsubsidence's MIRROR, on there by default)")
+    parser.add_argument("--turns", action="store_true",
+                        help="also the scores with each tile seen in all eight views, mirrored and turned "
+                             "(segmentsubsidence's MIRROR and TURNS, both on there by default)")
     args = parser.parse_args()
 
     import torch
@@ -95,20 +98,23 @@ def main():
         optical = model.input_kind == "optical"
         folder = optical_held_out(args.scenes) if optical else held_out_folder(args.count)
         own = threshold_of(metadata)
-        for mirror in (False, True) if args.mirror else (False,):
+        views = [(False, False)] + [(True, False)] * args.mirror + [(True, True)] * args.turns
+        for mirror, turns in views:
             for threshold in (own, 0.5) if own != 0.5 and not optical else (own,):
-                _report(name, path, model, metadata, folder, device, optical, threshold, mirror)
+                _report(name, path, model, metadata, folder, device, optical, threshold, mirror, turns)
 
 
-def _report(name, path, model, metadata, folder, device, optical, threshold, mirror):
+def _report(name, path, model, metadata, folder, device, optical, threshold, mirror, turns=False):
     from minesar.models.evaluation import evaluate_segmenter
 
     started = time.perf_counter()
     scores = evaluate_segmenter(model, folder, "test", device=device, batch_size=8, threshold=threshold,
-                                normalisation=metadata.get("normalisation") if optical else None, mirror=mirror)
+                                normalisation=metadata.get("normalisation") if optical else None, mirror=mirror,
+                                turns=turns)
     seconds = time.perf_counter() - started
     minutes = metadata.get("training_wall_time_min", "?")
-    print(f"\n== {name}{' + mirror' if mirror else ''}: {model.architecture} {model.config()} "
+    seen = " + mirror + turns" if turns else (" + mirror" if mirror else "")
+    print(f"\n== {name}{seen}: {model.architecture} {model.config()} "
           f"({os.path.basename(path)}, trained {minutes} min on {metadata.get('hardware', '?')}); {seconds:.1f} s "
           f"on {device}; probability ≥ {threshold:g}")
     print(f"pixels: PA {scores['PA']:.3f}  MIoU {scores['MIoU']:.3f}  IoU(background) {scores['IoU_background']:.3f}  "
@@ -127,7 +133,7 @@ def _report(name, path, model, metadata, folder, device, optical, threshold, mir
               f"{scores['truths']} basins counted, {scores['ignored_truths']} shallower ignored)")
         if getattr(model, "cores", False):
             whole = evaluate_segmenter(model, folder, "test", device=device, batch_size=8, threshold=threshold,
-                                       mirror=mirror, use_cores=False)
+                                       mirror=mirror, use_cores=False, turns=turns)
             print(f"  the same regions not split by the cores: P {whole['precision']:.3f}  R {whole['recall']:.3f}  "
                   f"F1 {whole['F1']:.3f}  (TP {whole['TP']}, FP {whole['FP']}, FN {whole['FN']})")
 

@@ -101,18 +101,49 @@ class MirroredDetector(MirroredView):
         return mirrored_predict(self.model.predict, images)
 
 
-class MirroredSegmenter(MirroredView):
-    """A segmenter whose probability map is the mean of the tile's and its mirror image's."""
+class SegmenterViews(MirroredView):
+    """A segmenter whose maps are the mean over several views of each tile: as it is; with
+    ``mirror`` also mirrored left–right; with ``turns`` also turned by one, two and three quarter
+    turns (with both, all eight symmetries of the square). Each view's map is turned back before
+    the mean, so it stays in the tile's frame."""
+
+    def __init__(self, model, mirror: bool = True, turns: bool = False):
+        super().__init__(model)
+        self.views = [(flip, quarter) for flip in ((False, True) if mirror else (False,))
+                      for quarter in (range(4) if turns else (0,))]
 
     @property
     def cores(self) -> bool:
         return bool(getattr(self.model, "cores", False))
 
+    def _mean(self, predict, images):
+        total = None
+        for flip, quarter in self.views:
+            view = images.flip(-1) if flip else images
+            view = torch.rot90(view, quarter, (-2, -1)) if quarter else view
+            answer = predict(view)
+            answer = torch.rot90(answer, -quarter, (-2, -1)) if quarter else answer
+            answer = answer.flip(-1) if flip else answer
+            total = answer if total is None else total + answer
+        return total / len(self.views)
+
     def predict(self, images):
-        return (self.model.predict(images) + self.model.predict(images.flip(-1)).flip(-1)) / 2
+        return self._mean(self.model.predict, images)
 
     def predict_maps(self, images):
-        return (self.model.predict_maps(images) + self.model.predict_maps(images.flip(-1)).flip(-1)) / 2
+        return self._mean(self.model.predict_maps, images)
+
+
+class MirroredSegmenter(SegmenterViews):
+    """A segmenter whose probability map is the mean of the tile's and its mirror image's."""
+
+    def __init__(self, model):
+        super().__init__(model, mirror=True, turns=False)
+
+
+def segmenter_views(model, mirror: bool, turns: bool):
+    """``model`` itself when it is seen once, else its SegmenterViews."""
+    return SegmenterViews(model, mirror, turns) if (mirror or turns) else model
 
 
 def mirrored(model) -> MirroredView:

@@ -56,13 +56,15 @@ def best_threshold(rows: Sequence[Dict]) -> Dict:
 
 
 def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu", batch_size: int = 4,
-                     mirror: bool = True, progress=None, candidates: Sequence[float] = CANDIDATES) -> Dict:
+                     mirror: bool = True, progress=None, candidates: Sequence[float] = CANDIDATES,
+                     turns: bool = False) -> Dict:
     """Basin-level precision, recall and F1 of ``model`` on ``split`` at every candidate threshold
     (one pass over the images), and the chosen threshold. Networks are seen as detectsubsidence and
     segmentsubsidence see them by default: with ``mirror`` the tile is also seen mirrored
     (models/augment.py), which halves the score of a basin one view misses, so the threshold is
-    chosen for that setting."""
-    from .augment import mirrored
+    chosen for that setting; with ``turns`` (segmenters, segmentsubsidence's TURNS) its quarter
+    turns too."""
+    from .augment import mirrored, segmenter_views
     from .data import SubsidenceDataset
 
     progress = progress or SILENT
@@ -72,7 +74,9 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
     dataset = SubsidenceDataset(dataset_folder, split, augment=False)
     if len(dataset) == 0:
         raise MineSARError(f"{dataset_folder}: the '{split}' split has no images to calibrate the threshold on.")
-    seen = mirrored(model) if mirror else model
+    if turns and task != "segmentation":
+        raise MineSARError("Only segmenters are seen turned; a detector is seen as it is or mirrored.")
+    seen = segmenter_views(model, mirror, turns) if task == "segmentation" else (mirrored(model) if mirror else model)
     if task == "detection":
         evaluators = {t: DetectionEvaluator(score_threshold=t, **BASIN_RULE) for t in candidates}
         for images, predictions, targets in predict_batches(seen, dataset, batch_size, device, progress):
@@ -104,7 +108,7 @@ def sweep_thresholds(model, dataset_folder: str, split: str = "val", device="cpu
             "dataset": os.path.basename(os.path.normpath(dataset_folder)),  # no machine path in shipped weights
             "criterion": (f"basin-level F1 (IoU ≥ {BASIN_RULE['iou_threshold']:g}, basins under "
                           f"{BASIN_RULE['ignore_below_mm']:g} mm ignored), centre of the best three neighbours"),
-            "mirror": bool(mirror),
+            "mirror": bool(mirror), "turns": bool(turns),
             "sweep": rows}
 
 
@@ -145,7 +149,9 @@ def calibrated_metadata(model, dataset_folder: str, device="cpu", batch_size: in
     if nms_candidates and task == "detection":
         calibration = sweep_nms(model, dataset_folder, split, device, batch_size, progress, nms_candidates)
     else:
-        calibration = sweep_thresholds(model, dataset_folder, split, device, batch_size, progress=progress)
+        # As segmentsubsidence sees a segmenter by default: mirrored and turned, eight views.
+        calibration = sweep_thresholds(model, dataset_folder, split, device, batch_size, progress=progress,
+                                       turns=task == "segmentation")
     if not calibration["F1"]:
         return {"threshold_calibration": {**calibration, "threshold": None}}
     return {METADATA_KEY[task]: calibration["threshold"], "threshold_calibration": calibration}

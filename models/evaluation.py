@@ -478,14 +478,15 @@ class SegmentationEvaluator:
 def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", batch_size: int = 4,
                        threshold: float = MASK_PROBABILITY, normalisation: Optional[Dict] = None,
                        progress=None, tile_size: Optional[int] = None, mirror: bool = False,
-                       use_cores: bool = True) -> Dict:
+                       use_cores: bool = True, turns: bool = False) -> Dict:
     """Run a segmenter's ``predict`` over a split and score it (``SegmentationEvaluator``).
 
     Phase networks read an interferogram dataset (whole images; pixels and the basin-level rule).
     Optical networks read a folder of scenes in tiles that share the pixels out (pixels only) and
     need the checkpoint's ``normalisation`` (metadata["normalisation"]); ``tile_size`` defaults to
     256 (pass metadata["tile_size"]). With ``mirror`` each image is also seen mirrored and the two
-    probabilities averaged, as segmentsubsidence's MIRROR does. A network with ``cores`` has its
+    probabilities averaged, as segmentsubsidence's MIRROR does; with ``turns`` its quarter turns
+    too (TURNS; all eight views with both). A network with ``cores`` has its
     regions split by them, as segmentsubsidence does (``use_cores`` False: not, to see what they add).
     """
     from ..core.errors import MineSARError
@@ -507,10 +508,9 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     if len(dataset) == 0:
         raise MineSARError(f"{folder}: the '{split}' split has no images.")
     evaluator = SegmentationEvaluator(threshold=threshold)
-    if mirror:
-        from .augment import MirroredSegmenter
+    from .augment import segmenter_views
 
-        model = MirroredSegmenter(model)
+    model = segmenter_views(model, mirror, turns)
     for _, maps, targets in predict_batches(model, dataset, batch_size, device, progress, segment_maps):
         for tile_maps, target in zip(maps.float().cpu().numpy(), targets):
             probability, cores = tile_maps[0], (tile_maps[1] if len(tile_maps) > 1 and use_cores else None)
@@ -523,6 +523,7 @@ def evaluate_segmenter(model, folder: str, split: str = "test", device="cpu", ba
     result["split"] = split
     result["input_kind"] = getattr(model, "input_kind", "phase")
     result["mirror"] = bool(mirror)
+    result["turns"] = bool(turns)
     if result["input_kind"] == "optical":
         result["scenes"] = dataset.scene_count
     return result

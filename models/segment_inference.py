@@ -85,10 +85,12 @@ def segment_to_rasters(
     progress: Progress = SILENT,
     mirror: bool = False,
     cores_path: Optional[str] = None,
+    turns: bool = False,
 ) -> SegmentationRun:
     """Probability (float32, NaN = no data) and mask (1 ≥ ``threshold``, 0 below, 255 no data)
     rasters of ``model`` over a ``width`` × ``height`` raster read by ``read_tile``; with ``mirror``
-    each tile's probability is the mean of it and its mirror image's (models/augment.py). A model
+    each tile's probability is the mean of it and its mirror image's, with ``turns`` also of its
+    quarter turns' (models/augment.py, SegmenterViews). A model
     with ``cores`` also writes its blended core map to ``cores_path`` (1 at core probability ≥
     core.segmentation.basin_cores.CORE_PROBABILITY), which ``probability_zones.zones`` parts
     touching basins with."""
@@ -99,10 +101,9 @@ def segment_to_rasters(
     windows = overlapping_windows(width, height, tile_size, overlap)
     started = time.perf_counter()
     counts = {"skipped": 0, "positive": 0}
-    if mirror:
-        from .augment import MirroredSegmenter
+    from .augment import segmenter_views
 
-        model = MirroredSegmenter(model)
+    model = segmenter_views(model, mirror, turns)
     model.eval()
     tags = dict(tags or {})
     if geotransform is not None and (geotransform[2] or geotransform[4]):

@@ -61,7 +61,8 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
         "runs by default; advanced MIRROR makes this evaluation see them so too), else 0.5. MIRROR (off by "
         "default as in the papers): each image is also seen mirrored and the two answers fused, as "
         "detectsubsidence and segmentsubsidence do (boxes fused for detectors, probabilities averaged "
-        "for segmenters).\n\n"
+        "for segmenters). TURNS (segmenters; off by default): each image is also seen turned by one, two "
+        "and three quarter turns, with MIRROR all eight views averaged, as segmentsubsidence does by default.\n\n"
         "OUTPUT: a table (metric, value); REPORT: the same with the settings as JSON (or HTML if named "
         "\".html\"). PRECISION, RECALL, F1: basin level for detectors and subsidence segmenters, pixel level "
         "for mine-patch networks."
@@ -89,6 +90,11 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             defaultValue=False)
         mirror.setFlags(mirror.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(mirror)
+        turns = QgsProcessingParameterBoolean(
+            "TURNS", "Segmenters: also see each image turned by quarter turns, as segmentsubsidence does by default",
+            defaultValue=False)
+        turns.setFlags(turns.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(turns)
         self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)",
                                                        defaultValue="auto"))
         batch = number("BATCH_SIZE", "Batch size", type=number.Integer, minValue=1, defaultValue=4)
@@ -122,6 +128,9 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
             options["score_threshold"] = score_threshold
             segmenter = getattr(model, "task", "detection") == "segmentation"
             optical = segmenter and model.input_kind == "optical"
+            if not segmenter and self.parameterAsBool(parameters, "TURNS", context):
+                raise QgsProcessingException(f"{path}: TURNS is for segmenters; a detector is seen as it is or with "
+                                             "MIRROR.")
             count = self._split_size(folder, split, optical)
             feedback.pushInfo(f"{metadata.get('training', {}).get('dataset', '?')}-trained {model.architecture} "
                               f"from {path}, on {count} '{split}' {'scenes' if optical else 'images'}, {device}.")
@@ -130,7 +139,8 @@ class EvaluateModelAlgorithm(MineSARAlgorithm):
                                              threshold=score_threshold,
                                              normalisation=metadata.get("normalisation") if optical else None,
                                              progress=progress_for(feedback), tile_size=metadata.get("tile_size"),
-                                             mirror=self.parameterAsBool(parameters, "MIRROR", context))
+                                             mirror=self.parameterAsBool(parameters, "MIRROR", context),
+                                             turns=self.parameterAsBool(parameters, "TURNS", context))
                 metrics["training_time_s"] = metadata.get("training", {}).get("wall_time_s")
             else:
                 metrics = evaluate_model(model, folder, split, device=device, batch_size=batch_size,

@@ -47,7 +47,8 @@ class SegmentSubsidenceAlgorithm(MineSARAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Interferogram"))
         add_segmentation_parameters(self, "ecaunet", f"Model ({', '.join(SUBSIDENCE_MODELS)} or a checkpoint path)",
-                                    "Subsidence mask", "Subsidence zones", mirror_by_default=True)
+                                    "Subsidence mask", "Subsidence zones", mirror_by_default=True,
+                                    turns_by_default=True)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         require_torch("Segmentation")

@@ -30,7 +30,7 @@ from .preprocessing_common import geotiff_output, raster_path
 
 
 def add_segmentation_parameters(algorithm, default_model: str, model_help: str, mask_label: str,
-                                zones_label: str, mirror_by_default: bool) -> None:
+                                zones_label: str, mirror_by_default: bool, turns_by_default: bool = False) -> None:
     number = QgsProcessingParameterNumber
     algorithm.addParameter(QgsProcessingParameterString("MODEL", model_help, defaultValue=default_model))
     algorithm.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda:N)", defaultValue="auto"))
@@ -46,6 +46,10 @@ def add_segmentation_parameters(algorithm, default_model: str, model_help: str, 
                                            "twice the time)", defaultValue=mirror_by_default)
     mirror.setFlags(mirror.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     algorithm.addParameter(mirror)
+    turns = QgsProcessingParameterBoolean("TURNS", "Also look at each tile turned by quarter turns (with MIRROR all "
+                                          "eight views; four times the time)", defaultValue=turns_by_default)
+    turns.setFlags(turns.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    algorithm.addParameter(turns)
     algorithm.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_PROBABILITY", "Probability"))
     algorithm.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_MASK", mask_label))
     algorithm.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POLYGONS", zones_label,
@@ -140,8 +144,11 @@ def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, 
     from ..models.segment_inference import segment_to_rasters
 
     mirror = algorithm.parameterAsBool(parameters, "MIRROR", context)
-    if mirror:
-        settings.progress.info("Each tile is also seen mirrored; the probability is the mean of both views.")
+    turns = algorithm.parameterAsBool(parameters, "TURNS", context)
+    views = (2 if mirror else 1) * (4 if turns else 1)
+    if views > 1:
+        seen = {2: "mirrored", 4: "turned by each quarter turn", 8: "mirrored and turned by each quarter turn"}[views]
+        settings.progress.info(f"Each tile is also seen {seen}; the probability is the mean of the {views} views.")
     cores_path = None
     if getattr(model, "cores", False):
         # The core map lives only until the zones are split by it, beside the outputs (same disk).
@@ -156,7 +163,7 @@ def blend_and_trace(algorithm, parameters, context, settings: Settings, reader, 
             batch_size=algorithm.parameterAsInt(parameters, "BATCH_SIZE", context),
             threshold=threshold,
             tags={"MINESAR_MODEL": model.architecture, "MINESAR_SOURCE": os.path.basename(settings.path)},
-            progress=settings.progress.span(0.0, 0.9), mirror=mirror, cores_path=cores_path)
+            progress=settings.progress.span(0.0, 0.9), mirror=mirror, cores_path=cores_path, turns=turns)
         return run, zones(settings.mask, settings.probability, progress=settings.progress.span(0.9, 1.0),
                           cores_path=cores_path)
     finally:

@@ -1,4 +1,4 @@
-"""Mirror test-time augmentation (models/augment.py): fusion of the views, by construction."""
+"""Test-time augmentation (models/augment.py): fusion of the views, by construction."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -6,6 +6,7 @@ torch = pytest.importorskip("torch")
 from minesar.models.augment import (  # noqa: E402
     MirroredDetector,
     MirroredSegmenter,
+    SegmenterViews,
     fuse,
     mirrored,
     mirrored_predict,
@@ -113,3 +114,52 @@ def test_mirrored_picks_the_view_by_task():
 
     assert isinstance(mirrored(Detector()), MirroredDetector)
     assert isinstance(mirrored(_LeftHalfSegmenter()), MirroredSegmenter)
+
+
+class _TopLeftSegmenter:
+    """Probability 1 on a tile's top-left quadrant, 0 elsewhere, whatever the image; with cores, the
+    core map is the same quadrant at 0.5."""
+    task, input_kind, cores = "segmentation", "phase", True
+
+    def predict(self, images):
+        probability = torch.zeros(images.shape[0], *images.shape[-2:])
+        probability[..., : images.shape[-2] // 2, : images.shape[-1] // 2] = 1.0
+        return probability
+
+    def predict_maps(self, images):
+        extent = self.predict(images)
+        return torch.stack([extent, extent / 2], dim=1)
+
+
+class _PixelwiseSegmenter:
+    """A probability that depends on each pixel's own value only: every view must give it back unmoved."""
+    task, input_kind = "segmentation", "phase"
+
+    def predict(self, images):
+        return torch.sigmoid(3 * images[:, 0] - images[:, 1])
+
+    def predict_maps(self, images):
+        return torch.stack([self.predict(images), torch.sigmoid(images[:, 1])], dim=1)
+
+
+@pytest.mark.parametrize("mirror, turns, views", [(True, False, 2), (False, True, 4), (True, True, 8)])
+def test_each_view_is_turned_back_into_the_tiles_frame(mirror, turns, views):
+    seen = SegmenterViews(_PixelwiseSegmenter(), mirror=mirror, turns=turns)
+    assert len(seen.views) == views
+    images = torch.randn((3, 2, 9, 14))  # not square: a quarter turn changes the shape
+    assert torch.allclose(seen.predict(images), _PixelwiseSegmenter().predict(images), atol=1e-6)
+    assert torch.allclose(seen.predict_maps(images), _PixelwiseSegmenter().predict_maps(images), atol=1e-6)
+
+
+def test_eight_views_share_a_lone_quadrant_out_evenly():
+    seen = SegmenterViews(_TopLeftSegmenter(), mirror=True, turns=True)
+    assert seen.cores and seen.task == "segmentation"
+    images = torch.zeros((2, 2, 8, 8))
+    # Each quadrant is the network's top-left in two of the eight views.
+    assert torch.allclose(seen.predict(images), torch.full((2, 8, 8), 0.25))
+    maps = seen.predict_maps(images)
+    assert maps.shape == (2, 2, 8, 8) and torch.allclose(maps[:, 1], torch.full((2, 8, 8), 0.125))
+    turned = SegmenterViews(_TopLeftSegmenter(), mirror=False, turns=True).predict(images)
+    assert torch.allclose(turned, torch.full((2, 8, 8), 0.25))
+    mirrored_only = MirroredSegmenter(_TopLeftSegmenter()).predict(images)[0]
+    assert torch.allclose(mirrored_only[:4], torch.full((4, 8), 0.5)) and not mirrored_only[4:].any()

@@ -329,6 +329,19 @@ def test_advanced_offers_the_mirror_switch_with_each_algorithms_default(minesar_
     assert "MIRROR" not in dock.tuning()  # refinement runs no network
 
 
+def test_advanced_offers_the_turns_switch_to_segmenters_only(minesar_provider, make_dock):
+    dock = make_dock()
+    dock.set_task(SEGMENT)
+    turns = dock.tuning_widget("TURNS")
+    assert turns.isChecked() and dock.tuning()["TURNS"] is True  # eight views by default
+    turns.setChecked(False)
+    assert dock.tuning()["TURNS"] is False
+    dock.set_task("minesar:segmentminepatches")
+    assert not dock.tuning_widget("TURNS").isChecked() and dock.tuning()["TURNS"] is False
+    dock.set_task(DETECT)
+    assert "TURNS" not in dock.tuning()
+
+
 def test_thresholds_start_at_the_models_own_and_are_passed_only_when_set(minesar_provider, make_dock):
     dock = make_dock()
     for task, name in ((DETECT, "SCORE_THRESHOLD"), (SEGMENT, "THRESHOLD")):

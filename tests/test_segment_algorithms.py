@@ -42,7 +42,7 @@ def test_a_whole_interferogram_is_segmented_without_seams(run_algorithm, ecaunet
     dataset.GetRasterBand(1).WriteArray(phase)
     dataset = None
     result = run("segmentsubsidence", {"INPUT": scene, "MODEL": ecaunet, "TILE_SIZE": 64, "OVERLAP": 16,
-                                       "MIRROR": False,
+                                       "MIRROR": False, "TURNS": False,
                                        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_MASK": str(tmp_path / "m.tif"),
                                        "OUTPUT_POLYGONS": str(tmp_path / "zones.gpkg")})
     probability = gdal.Open(result["OUTPUT_PROBABILITY"])
@@ -69,7 +69,7 @@ def test_a_whole_interferogram_is_segmented_without_seams(run_algorithm, ecaunet
     assert np.all(p[valid] >= low[valid] - 1e-5) and np.all(p[valid] <= high[valid] + 1e-5)
     found = mask == 1
     # One tile larger than the raster: exactly the network's answer on the padded scene.
-    single_tile = {"INPUT": scene, "MODEL": ecaunet, "TILE_SIZE": 192, "OVERLAP": 0, "MIRROR": False,
+    single_tile = {"INPUT": scene, "MODEL": ecaunet, "TILE_SIZE": 192, "OVERLAP": 0, "MIRROR": False, "TURNS": False,
                    "OUTPUT_PROBABILITY": str(tmp_path / "p1.tif"), "OUTPUT_MASK": str(tmp_path / "m1.tif"),
                    "OUTPUT_POLYGONS": str(tmp_path / "zones1.gpkg")}
     whole = run("segmentsubsidence", single_tile)
@@ -88,6 +88,18 @@ def test_a_whole_interferogram_is_segmented_without_seams(run_algorithm, ecaunet
     expected = ((direct + mirrored) / 2)[:150, :190]
     assert np.abs(direct - mirrored).max() > 0.05
     assert np.allclose(averaged[valid], expected[valid], atol=1e-5)
+    # MIRROR and TURNS (the defaults): the mean of all eight views, each turned back.
+    eight = run("segmentsubsidence", dict(single_tile, MIRROR=True, TURNS=True,
+                                          OUTPUT_PROBABILITY=str(tmp_path / "p8.tif"),
+                                          OUTPUT_MASK=str(tmp_path / "m8.tif"),
+                                          OUTPUT_POLYGONS=str(tmp_path / "zones8.gpkg")))
+    with torch.no_grad():
+        views = [torch.rot90(model.predict(torch.rot90(view, q, (-2, -1))), -q, (-2, -1))
+                 for view in (padded, padded.flip(-1)) for q in range(4)]
+    views[4:] = [v.flip(-1) for v in views[4:]]
+    expected = (sum(views) / 8)[0, :150, :190].numpy()
+    assert np.abs(expected - ((direct + mirrored) / 2)[:150, :190]).max() > 0.05
+    assert np.allclose(gdal.Open(eight["OUTPUT_PROBABILITY"]).ReadAsArray()[valid], expected[valid], atol=1e-5)
     layer = QgsVectorLayer(result["OUTPUT_POLYGONS"], "zones", "ogr")
     features = list(layer.getFeatures())
     assert len(features) == result["ZONES"] >= 1

@@ -422,6 +422,11 @@ def test_train_and_evaluate_ecaunet_through_processing(run_algorithm, phase_fold
     run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": phase_folder, "SPLIT": "test", "DEVICE": "cpu",
                                     "MIRROR": True, "OUTPUT": str(tmp_path / "m2.gpkg"), "REPORT": mirrored})
     assert json.load(open(mirrored, encoding="utf-8"))["metrics"]["mirror"] is True
+    eight = str(tmp_path / "eight.json")
+    run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": phase_folder, "SPLIT": "test", "DEVICE": "cpu",
+                                    "MIRROR": True, "TURNS": True, "OUTPUT": str(tmp_path / "m3.gpkg"),
+                                    "REPORT": eight})
+    assert json.load(open(eight, encoding="utf-8"))["metrics"]["turns"] is True
 
 
 def test_train_and_evaluate_a_mine_patch_network_through_processing(run_algorithm, optical_folder, phase_folder,

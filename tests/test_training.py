@@ -321,6 +321,12 @@ def test_train_and_evaluate_algorithms(run_algorithm, dataset, tmp_path):
     with open(stored, encoding="utf-8") as handle:
         stored_metrics = json.load(handle)["metrics"]
     assert stored_metrics["score_threshold"] == meta.get("score_threshold", 0.5) and stored_metrics["mirror"] is True
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="light.pt: TURNS is for segmenters"):
+        run_algorithm("evaluatemodel", {"MODEL": checkpoint, "DATASET": dataset, "SPLIT": "test", "DEVICE": "cpu",
+                                        "TURNS": True, "OUTPUT": "TEMPORARY_OUTPUT",
+                                        "REPORT": str(tmp_path / "t.json")})
 
 
 def test_cancelled_training_algorithm_still_writes_the_checkpoint(run_algorithm, dataset, tmp_path):

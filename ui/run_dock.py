@@ -84,7 +84,8 @@ REFINE = "minesar:refineminepatches"  # the task that takes a second layer, the 
 
 # The knobs the Advanced section offers, where the chosen algorithm has them; their limits and
 # defaults come from the algorithm's own parameter definitions.
-TUNING = ("TILE_SIZE", "OVERLAP", "BATCH_SIZE", "SCORE_THRESHOLD", "THRESHOLD", "P_INTSCT", "MIN_AREA", "MIRROR")
+TUNING = ("TILE_SIZE", "OVERLAP", "BATCH_SIZE", "SCORE_THRESHOLD", "THRESHOLD", "P_INTSCT", "MIN_AREA", "MIRROR",
+          "TURNS")
 _SPIN_STEPS = {"TILE_SIZE": 32, "OVERLAP": 16}
 _INT_LIMIT = 2 ** 31 - 1
 
