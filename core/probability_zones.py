@@ -15,7 +15,7 @@ from osgeo import gdal
 from shapely import affinity
 
 from .detection import area_m2
-from .io.rasters import open_raster, read_window, rows_per_strip, strip_windows
+from .io.rasters import Window, open_raster, read_window, rows_per_strip, strip_windows
 from .io.vectorize import polygonize, rasterize_into
 
 
@@ -42,7 +42,7 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
     # The band as its own mask: background (0) is never traced, only zones and no data.
     geometries = [polygon for value, polygon in polygonize(band, connectivity=8) if value == positive]
     if cores_path and geometries:
-        geometries = _split_by_cores(geometries, cores_path, mask_dataset.GetGeoTransform())
+        geometries = _split_by_cores(geometries, cores_path, mask_dataset, positive)
     if progress is not None:
         progress.update(0.3)
     if not geometries:
@@ -88,19 +88,59 @@ def zones(mask_path: str, probability_path: str, positive: int = 1, progress=Non
     return found
 
 
-def _split_by_cores(geometries: List, cores_path: str, geotransform) -> List:
+def _split_by_cores(geometries: List, cores_path: str, mask_dataset, positive: int) -> List:
+    """Each zone near a core cut between the cores ``core_centroids`` finds in its own pixels (read
+    in the zone's window of the mask and core rasters), so the lines are those the raster split of
+    ``split_by_cores`` draws."""
+    from shapely.geometry import Point
     from shapely.strtree import STRtree
 
-    from .segmentation.basin_cores import split_polygon
+    from .segmentation.basin_cores import core_centroids, split_polygon
 
     cores_dataset = open_raster(cores_path)
     cores = [polygon for value, polygon in polygonize(cores_dataset.GetRasterBand(1), connectivity=8) if value == 1]
     if not cores:
         return geometries
     tree = STRtree(cores)
-    pixel_area = abs(geotransform[1] * geotransform[5] - geotransform[2] * geotransform[4])
+    origin_x, step_x, _, origin_y, _, step_y = mask_dataset.GetGeoTransform()
     split = []
     for polygon in geometries:
-        nearby = [cores[index] for index in tree.query(polygon)]
-        split.extend(split_polygon(polygon, nearby, pixel_area) if len(nearby) > 1 else [polygon])
+        if not len(tree.query(polygon)):
+            split.append(polygon)
+            continue
+        window = _window_of(polygon, mask_dataset, (origin_x, step_x, origin_y, step_y))
+        zone_pixels = _zone_pixels(polygon, read_window(mask_dataset, window) == positive, window,
+                                   (origin_x, step_x, origin_y, step_y))
+        centroids = core_centroids(read_window(cores_dataset, window) == 1, zone_pixels, threshold=0.5)
+        seeds = [Point(origin_x + (window.col + col + 0.5) * step_x, origin_y + (window.row + row + 0.5) * step_y)
+                 for row, col in centroids]
+        split.extend(split_polygon(polygon, seeds))
     return split
+
+
+def _window_of(polygon, dataset, grid) -> Window:
+    """The raster window holding ``polygon`` (north-up grid: origin x, step x, origin y, step y)."""
+    origin_x, step_x, origin_y, step_y = grid
+    min_x, min_y, max_x, max_y = polygon.bounds
+    cols = sorted(((min_x - origin_x) / step_x, (max_x - origin_x) / step_x))
+    rows = sorted(((min_y - origin_y) / step_y, (max_y - origin_y) / step_y))
+    col0, row0 = max(0, int(np.floor(cols[0] + 1e-6))), max(0, int(np.floor(rows[0] + 1e-6)))
+    col1 = min(dataset.RasterXSize, int(np.ceil(cols[1] - 1e-6)))
+    row1 = min(dataset.RasterYSize, int(np.ceil(rows[1] - 1e-6)))
+    return Window(col0, row0, max(1, col1 - col0), max(1, row1 - row0))
+
+
+def _zone_pixels(polygon, positive: np.ndarray, window: Window, grid) -> np.ndarray:
+    """The 8-connected region of ``positive`` (the window's mask) that ``polygon`` traces: the one
+    under a point inside it (a window can hold parts of other zones)."""
+    from scipy import ndimage
+
+    origin_x, step_x, origin_y, step_y = grid
+    labels, _ = ndimage.label(positive, structure=np.ones((3, 3), dtype=bool))
+    point = polygon.representative_point()
+    col = int(np.floor((point.x - origin_x) / step_x)) - window.col
+    row = int(np.floor((point.y - origin_y) / step_y)) - window.row
+    number = labels[min(max(row, 0), labels.shape[0] - 1), min(max(col, 0), labels.shape[1] - 1)]
+    if not number:  # a point on the zone's very edge: the window's largest region is the zone
+        number = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1 if labels.any() else 0
+    return (labels == number) & positive

@@ -9,7 +9,14 @@ from shapely.geometry import Point
 
 from minesar.core.io.rasters import Window
 from minesar.core.io.vectorize import polygonize
-from minesar.core.segmentation.basin_cores import instance_cores, split_by_cores, split_polygon
+from minesar.core.segmentation.basin_cores import (
+    MIN_CORE_PIXELS,
+    core_centroids,
+    core_parts,
+    instance_cores,
+    split_by_cores,
+    split_polygon,
+)
 from minesar.models.evaluation import SegmentationEvaluator
 
 
@@ -64,8 +71,8 @@ def test_the_vector_split_draws_the_raster_split():
     cores = (instance_cores(masks, union.shape) > 0).astype(np.uint8)
     labels, count = split_by_cores(union > 0, cores)
     (value, zone), = [(v, p) for v, p in polygonize(union, connectivity=8) if v == 1]
-    core_polygons = [p for v, p in polygonize(cores, connectivity=8) if v == 1]
-    pieces = split_polygon(zone, core_polygons, pixel_area=1.0)
+    seeds = [Point(col + 0.5, row + 0.5) for row, col in core_centroids(cores, union > 0)]
+    pieces = split_polygon(zone, seeds)
     assert len(pieces) == count == 2
     assert sum(p.area for p in pieces) == pytest.approx(zone.area)
     rows, cols = np.indices(union.shape)
@@ -73,7 +80,59 @@ def test_the_vector_split_draws_the_raster_split():
         inside = np.array([piece.contains(Point(c + 0.5, r + 0.5)) for r, c in zip(rows.ravel(), cols.ravel())])
         inside = inside.reshape(union.shape)
         assert max(iou(inside, labels == k) for k in (1, 2)) > 0.97
-    assert split_polygon(zone, core_polygons[:1], pixel_area=1.0) == [zone]
+    assert split_polygon(zone, seeds[:1]) == [zone]
+
+
+def dumbbell(shape=(64, 96), neck=3):
+    """Two cores of radius 10 run together through a neck ``neck`` rows high."""
+    core = disk(shape, 32, 28, 10) | disk(shape, 32, 64, 10)
+    core[32 - neck // 2: 32 - neck // 2 + neck, 28:64] = 1
+    return core
+
+
+def test_cores_run_together_through_a_neck_are_parted_there():
+    parts = core_parts(dumbbell() > 0)
+    assert len(parts) == 2
+    centres = sorted(np.argwhere(part).mean(axis=0)[1] for part in parts)
+    assert centres == [pytest.approx(28, abs=1.5), pytest.approx(64, abs=1.5)]
+    # A neck nearly as wide as the cores is no neck: one core (a peanut-shaped basin).
+    assert len(core_parts(dumbbell(neck=17) > 0)) == 1
+    # Single cores of any elongation, and a bump on a rim, stay whole.
+    rows, cols = np.indices((64, 96))
+    for a, b in ((12, 12), (30, 10), (40, 6)):
+        ellipse = ((rows - 32) / b) ** 2 + ((cols - 48) / a) ** 2 <= 1
+        assert len(core_parts(ellipse)) == 1
+    bumped = disk((64, 96), 32, 48, 14) | disk((64, 96), 32, 64, 3)
+    assert len(core_parts(bumped > 0)) == 1
+    # The centroids of the core map: one per part, specks under MIN_CORE_PIXELS left out.
+    core_map = dumbbell().astype(np.float32)
+    core_map[2:4, 2:4] = 1.0
+    assert MIN_CORE_PIXELS > 4 and len(core_centroids(core_map, np.ones(core_map.shape, bool))) == 2
+
+
+def test_a_zone_whose_cores_run_together_is_split_in_both_paths(tmp_path):
+    from minesar.core.probability_zones import zones
+
+    shape = (64, 96)
+    extent = (disk(shape, 32, 28, 20) | disk(shape, 32, 64, 20)).astype(np.uint8)
+    cores = dumbbell(shape)
+    labels, count = split_by_cores(extent > 0, cores)
+    assert count == 2
+    driver = gdal.GetDriverByName("GTiff")
+    paths = {}
+    for name, array, kind in (("m", extent, gdal.GDT_Byte), ("p", extent.astype(np.float32), gdal.GDT_Float32),
+                              ("c", cores, gdal.GDT_Byte)):
+        paths[name] = str(tmp_path / f"{name}.tif")
+        dataset = driver.Create(paths[name], shape[1], shape[0], 1, kind)
+        dataset.SetGeoTransform((500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0))
+        dataset.GetRasterBand(1).WriteArray(array)
+        dataset = None
+    parted = zones(paths["m"], paths["p"], cores_path=paths["c"])
+    assert len(parted) == 2 and sum(z.pixels for z in parted) == int(extent.sum())
+    for zone in parted:
+        cols = (np.array([zone.polygon.centroid.x]) - 500000.0) / 30.0
+        expected = labels == labels[32, int(cols[0])]
+        assert zone.pixels == pytest.approx(expected.sum(), rel=0.03)
 
 
 def test_the_evaluator_counts_both_basins_when_the_cores_part_them():

@@ -5,6 +5,11 @@ at most one of them. A network with ``cores`` also maps each basin's core, the i
 extent, and cores stay apart where extents touch. A region of the extent map that holds several
 cores is split between them, each pixel going to the core whose centroid is nearest (a Voronoi
 partition, so the vector path in ``split_polygon`` draws the same lines as the raster path here).
+
+The cores of two touching basins can still run together into one blob of the core map, joined by a
+neck narrower than either core. Inside such a blob the distance to its edge rises to each core's
+centre and dips between them, so a blob is parted (``core_parts``) where two of its peaks, each at
+least MIN_CORE_RADIUS pixels, are joined only at a distance under NECK_SHARE of the lower peak.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -16,6 +21,12 @@ CORE_SHARE = 0.5
 CORE_PROBABILITY = 0.5
 # Smaller specks of the core map are noise, not basins (a 90 m basin's core is ~10 pixels).
 MIN_CORE_PIXELS = 6
+# A neck under this share of the lower of two peaks of the inside distance parts a core blob. On
+# the held-out set, with all eight views, 0.7-0.85 all part 11-15 more touching basins for 2-7
+# more false alarms; 0.9 splits single basins too (45 more false alarms).
+NECK_SHARE = 0.8
+MIN_CORE_RADIUS = 2.0
+NECK_STEP = 0.5  # pixels: the inside distance is swept in these steps
 EIGHT = np.ones((3, 3), dtype=bool)
 
 
@@ -34,18 +45,51 @@ def instance_cores(masks: Optional[np.ndarray], shape: Tuple[int, int], share: f
     return cores
 
 
+def core_parts(blob: np.ndarray, neck_share: float = NECK_SHARE) -> List[np.ndarray]:
+    """Boolean masks (``blob``'s shape), one per core in ``blob``, an 8-connected region of the core
+    map: the blob itself, or its parts above the necks that join several cores.
+
+    The inside distance is swept upwards; where the blob's level set falls apart into pieces whose
+    peaks reach MIN_CORE_RADIUS and stand above the level by 1 / ``neck_share``, each piece is a
+    core and is swept on by itself. Lesser pieces (a bump on the rim) are dropped from the sweep.
+    """
+    blob = np.asarray(blob, dtype=bool)
+    inside = ndimage.distance_transform_edt(np.pad(blob, 1))[1:-1, 1:-1]
+    parts, pending = [], [(blob, 0.0)]
+    while pending:
+        part, level = pending.pop()
+        peak = inside[part].max()
+        while True:
+            level += NECK_STEP
+            if level >= peak:
+                parts.append(part)
+                break
+            labels, count = ndimage.label(part & (inside >= level), structure=EIGHT)
+            if count < 2:
+                continue
+            peaks = ndimage.maximum(inside, labels, np.arange(1, count + 1))
+            cores = [k + 1 for k, top in enumerate(peaks) if top >= MIN_CORE_RADIUS and level <= neck_share * top]
+            if len(cores) >= 2:
+                pending.extend((labels == k, level) for k in cores)
+                break
+            part = labels == (cores[0] if cores else int(np.argmax(peaks)) + 1)
+    return parts
+
+
 def core_centroids(core_probability: np.ndarray, within: np.ndarray, threshold: float = CORE_PROBABILITY,
                    min_pixels: int = MIN_CORE_PIXELS) -> np.ndarray:
-    """[M, 2] (row, col) centroids of the core map's regions inside ``within`` big enough to be
-    basins."""
+    """[M, 2] (row, col) centroids of the cores in the core map inside ``within``: its regions big
+    enough to be basins, each parted at its necks (``core_parts``)."""
     labels, count = ndimage.label((np.asarray(core_probability) >= threshold) & within, structure=EIGHT)
-    if not count:
-        return np.zeros((0, 2))
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    keep = np.flatnonzero(sizes >= min_pixels) + 1
-    if not len(keep):
-        return np.zeros((0, 2))
-    return np.asarray(ndimage.center_of_mass(np.ones(labels.shape), labels, keep), dtype=np.float64).reshape(-1, 2)
+    centroids = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        blob = labels[region] == index
+        if blob.sum() < min_pixels:
+            continue
+        for part in core_parts(blob):
+            row, col = ndimage.center_of_mass(part)
+            centroids.append((row + region[0].start, col + region[1].start))
+    return np.asarray(centroids, dtype=np.float64).reshape(-1, 2)
 
 
 def split_by_cores(predicted: np.ndarray, core_probability: np.ndarray, threshold: float = CORE_PROBABILITY,
@@ -80,20 +124,13 @@ def split_by_cores(predicted: np.ndarray, core_probability: np.ndarray, threshol
     return out, next_label - 1
 
 
-def split_polygon(polygon, cores: Sequence, pixel_area: float, min_pixels: int = MIN_CORE_PIXELS) -> List:
-    """``polygon`` (a zone, shapely) split between the ``cores`` (shapely polygons of the core map)
-    that lie in it, as ``split_by_cores`` splits a raster region: each core part inside the zone
-    of at least ``min_pixels`` pixels is a seed, and the zone is cut along the Voronoi cells of the
-    seeds' centroids. Fewer than two seeds: the zone as it is."""
+def split_polygon(polygon, seeds: Sequence) -> List:
+    """``polygon`` (a zone, shapely) cut along the Voronoi cells of ``seeds`` (shapely points, the
+    centroids ``core_centroids`` finds in the zone's pixels, in the polygon's coordinates), as
+    ``split_by_cores`` splits a raster region. Fewer than two seeds: the zone as it is."""
     from shapely.geometry import MultiPoint
     from shapely.ops import voronoi_diagram
 
-    seeds = []
-    for core in cores:
-        if not core.intersects(polygon):
-            continue
-        inside = core.intersection(polygon)
-        seeds.extend(part.centroid for part in _polygons(inside) if part.area >= min_pixels * abs(pixel_area))
     if len(seeds) < 2:
         return [polygon]
     cells = voronoi_diagram(MultiPoint(seeds), envelope=polygon.envelope.buffer(polygon.length))
