@@ -12,6 +12,12 @@ on tiles (0.987), and on whole scenes mirroring still cuts its false alarms from
 A segmenter's probability is the mean of the two views: a region only one view believes in falls
 to half its probability. For the fourth-run ECA-UNet (held-out, at its threshold) this raised the
 basin-level precision from 0.852 to 0.891 and F1 from 0.804 to 0.816.
+
+A segmenter can also be seen turned by each quarter turn (SegmenterViews, segmentsubsidence's
+TURNS): with the mirror, all eight symmetries of the square. The networks are trained on randomly
+flipped and turned tiles, so each view asks the same question; a false region that only one or two
+views believe in falls to a quarter of its probability or less, and basin cores that one view runs
+together another keeps apart. Figures: README, "Default segmentation weights".
 """
 from typing import Dict, List
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Chooses a checkpoint's decision threshold on a dataset split and stores it in the checkpoint
-(models/calibration.py: the best basin-level F1, networks seen mirrored as detectsubsidence and
-segmentsubsidence see them by default). Training does this by itself; this is for checkpoints trained before it did, or to
+(models/calibration.py: the best basin-level F1, networks seen as detectsubsidence and
+segmentsubsidence see them by default: detectors mirrored, segmenters in all eight views, mirrored
+and turned). Training does this by itself; this is for checkpoints trained before it did, or to
 calibrate on other labelled data.
 
     .venv/bin/python scripts/calibrate_threshold.py CHECKPOINT DATASET_FOLDER [--split val] [--threads 1]
