@@ -110,7 +110,8 @@ def test_cores_run_together_through_a_neck_are_parted_there():
     assert MIN_CORE_PIXELS > 4 and len(core_centroids(core_map, np.ones(core_map.shape, bool))) == 2
 
 
-def test_a_zone_whose_cores_run_together_is_split_in_both_paths(tmp_path):
+@pytest.mark.parametrize("georeferenced", [True, False])
+def test_a_zone_whose_cores_run_together_is_split_in_both_paths(tmp_path, georeferenced):
     from minesar.core.probability_zones import zones
 
     shape = (64, 96)
@@ -124,14 +125,15 @@ def test_a_zone_whose_cores_run_together_is_split_in_both_paths(tmp_path):
                               ("c", cores, gdal.GDT_Byte)):
         paths[name] = str(tmp_path / f"{name}.tif")
         dataset = driver.Create(paths[name], shape[1], shape[0], 1, kind)
-        dataset.SetGeoTransform((500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0))
+        if georeferenced:
+            dataset.SetGeoTransform((500000.0, 30.0, 0.0, 4000000.0, 0.0, -30.0))
         dataset.GetRasterBand(1).WriteArray(array)
         dataset = None
     parted = zones(paths["m"], paths["p"], cores_path=paths["c"])
     assert len(parted) == 2 and sum(z.pixels for z in parted) == int(extent.sum())
     for zone in parted:
-        cols = (np.array([zone.polygon.centroid.x]) - 500000.0) / 30.0
-        expected = labels == labels[32, int(cols[0])]
+        col = (zone.polygon.centroid.x - 500000.0) / 30.0 if georeferenced else zone.polygon.centroid.x
+        expected = labels == labels[32, int(col)]
         assert zone.pixels == pytest.approx(expected.sum(), rel=0.03)
 
 
