@@ -97,7 +97,6 @@ def main(argv=None):
     print(f"\n{'network':10s} {'params':>8s} {'PA':>6s} {'MIoU':>6s} {'IoU bg':>7s} {'IoU sub':>8s} "
           f"{'IoU sub ≥8mm':>13s} {'basin P':>8s} {'basin R':>8s} {'basin F1':>9s} {'steps':>6s} {'train min':>10s}")
     for name, parameters, iterations, minutes, s in rows:
-        s = {key: float("nan") if value is None else value for key, value in s.items()}
         print(f"{name:10s} {parameters / 1e6:7.1f}M {s['PA']:6.3f} {s['MIoU']:6.3f} {s['IoU_background']:7.3f} "
               f"{s['IoU_subsidence']:8.3f} {s['IoU_subsidence_counted']:13.3f} {s['precision']:8.3f} {s['recall']:8.3f} {s['F1']:9.3f} "
               f"{iterations:6d} {minutes:10.1f}")
